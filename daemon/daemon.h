@@ -1,0 +1,28 @@
+/*
+ * daemon.h - the state one dbtd process holds, reached from every module
+ * through the loop's userdata.
+ */
+#ifndef DBTD_DAEMON_H
+#define DBTD_DAEMON_H
+
+#include <ev.h>
+
+#include "plugin.h"
+
+struct store;
+struct server;
+struct runs;
+
+struct daemon {
+	struct ev_loop *loop;
+	struct store *store;
+	struct plugin_set plugins;
+	struct server *server;
+	struct runs *runs;
+	char *state_dir;
+	char *work_dir;        /* per-run workspaces: <state_dir>/work */
+	unsigned max_runs;     /* run slots */
+	int stopping;
+};
+
+#endif /* DBTD_DAEMON_H */

@@ -1,0 +1,690 @@
+/* dispatch.c - request handlers: unpack -> check -> act -> reply. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "dispatch.h"
+#include "log.h"
+#include "names.h"
+#include "pb.h"
+#include "runs.h"
+#include "server.h"
+#include "store.h"
+
+#define E_BAD DBTD__ERROR_CODE__ERROR_BAD_REQUEST
+#define E_NOTFOUND DBTD__ERROR_CODE__ERROR_NOT_FOUND
+#define E_EXISTS DBTD__ERROR_CODE__ERROR_EXISTS
+#define E_INTERNAL DBTD__ERROR_CODE__ERROR_INTERNAL
+#define E_CONFLICT DBTD__ERROR_CODE__ERROR_CONFLICT
+#define E_UNIMPL DBTD__ERROR_CODE__ERROR_UNIMPLEMENTED
+
+#define NAME_MAX_LEN 128
+
+static const char *const kind_word[] = { "project", "environment", "job" };
+static const char *const kind_cmd[] = { "project", "env", "job" };
+
+/* True for names users can type: [A-Za-z0-9_.-], starting alphanumeric. */
+static int
+name_ok(const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
+	                   (s[0] >= '0' && s[0] <= '9')))
+		return 0;
+	for (; s[n]; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+		      (s[n] >= '0' && s[n] <= '9') || s[n] == '_' || s[n] == '-' || s[n] == '.'))
+			return 0;
+	return n <= NAME_MAX_LEN;
+}
+
+/* Replace secrets in an outgoing project or environment by "has_" flags. */
+static void
+scrub_project(Dbtd__Project *p)
+{
+	p->has_webhook_secret = pb_str_set(p->webhook_secret);
+	pb_set_str(&p->webhook_secret, "");
+}
+
+/* Same for an environment's destination password. */
+static void
+scrub_env(Dbtd__Environment *e)
+{
+	if (e->destination) {
+		e->destination->has_password = pb_str_set(e->destination->password);
+		pb_set_str(&e->destination->password, "");
+	}
+}
+
+/* Reply with one stored object of kind (scrubbed). */
+static void
+reply_object(struct client *c, enum store_kind kind, ProtobufCMessage *msg)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+
+	switch (kind) {
+	case STORE_PROJECT:
+		scrub_project((Dbtd__Project *)msg);
+		resp.body_case = DBTD__RESPONSE__BODY_PROJECT;
+		resp.project = (Dbtd__Project *)msg;
+		break;
+	case STORE_ENVIRONMENT:
+		scrub_env((Dbtd__Environment *)msg);
+		resp.body_case = DBTD__RESPONSE__BODY_ENVIRONMENT;
+		resp.environment = (Dbtd__Environment *)msg;
+		break;
+	case STORE_JOB:
+		resp.body_case = DBTD__RESPONSE__BODY_JOB;
+		resp.job = (Dbtd__Job *)msg;
+		break;
+	}
+	client_send(c, &resp);
+}
+
+/* Store a new named object and reply with it, or reply the error. */
+static void
+add_object(struct daemon *d, struct client *c, enum store_kind kind,
+           ProtobufCMessage *msg, const char *name, uint64_t *idp, int64_t *created)
+{
+	ProtobufCMessage *stored = NULL;
+	int rc;
+
+	*created = now_ms();
+	rc = store_obj_add(d->store, kind, msg, name, idp);
+	if (rc == -EEXIST) {
+		client_error(c, E_EXISTS, "a %s named \"%s\" exists already; see dbtctl %s view %s",
+		             kind_word[kind], name, kind_cmd[kind], name);
+		return;
+	}
+	if (rc < 0) {
+		client_error(c, E_INTERNAL, "cannot store %s \"%s\": %s", kind_word[kind], name,
+		             store_strerror(rc));
+		return;
+	}
+	log_info("%s \"%s\" added (id %llu) by %s", kind_word[kind], name,
+	         (unsigned long long)*idp, client_user(c));
+	if (store_obj_get(d->store, kind, *idp, &stored) == 0) {
+		reply_object(c, kind, stored);
+		protobuf_c_message_free_unpacked(stored, NULL);
+	}
+}
+
+/* Check a name field, replying on error; 0 when usable. */
+static int
+check_name(struct client *c, const char *what, const char *name)
+{
+	if (name_ok(name))
+		return 0;
+	client_error(c, E_BAD, "%s name \"%s\" is not valid: use up to %d letters, digits, "
+	             "'_', '-' or '.', starting with a letter or digit", what,
+	             name ? name : "", NAME_MAX_LEN);
+	return -EINVAL;
+}
+
+/* project add */
+static void
+do_add_project(struct daemon *d, struct client *c, Dbtd__Project *p)
+{
+	if (check_name(c, "project", p->name) < 0)
+		return;
+	if (!pb_str_set(p->repo)) {
+		client_error(c, E_BAD, "project \"%s\" needs a repository: --repo URL or path", p->name);
+		return;
+	}
+	if (p->subdir[0] == '/' || strstr(p->subdir, "..")) {
+		client_error(c, E_BAD, "--subdir \"%s\" must be a relative path inside the "
+		             "repository, without \"..\"", p->subdir);
+		return;
+	}
+	if (p->poll_seconds) {
+		client_error(c, E_UNIMPL, "polling (--poll) is not supported by this dbtd yet");
+		return;
+	}
+	p->id = 0;
+	add_object(d, c, STORE_PROJECT, &p->base, p->name, &p->id, &p->created_at_ms);
+}
+
+/* Check an environment's destination; replies and returns -EINVAL when bad. */
+static int
+check_destination(struct client *c, const char *env, Dbtd__Destination *dst)
+{
+	if (dst == NULL || !pb_str_set(dst->type)) {
+		client_error(c, E_BAD, "environment \"%s\" needs a destination: --destination duckdb "
+		             "or postgres", env);
+		return -EINVAL;
+	}
+	if (dst->threads == 0)
+		dst->threads = 4;
+	if (dst->threads > 256) {
+		client_error(c, E_BAD, "--threads %u is too many (at most 256)", dst->threads);
+		return -EINVAL;
+	}
+	if (strcmp(dst->type, "duckdb") == 0) {
+		if (!pb_str_set(dst->path) || dst->path[0] != '/') {
+			client_error(c, E_BAD, "a duckdb destination needs --path with an absolute "
+			             "path to the database file");
+			return -EINVAL;
+		}
+		if (!pb_str_set(dst->schema))
+			pb_set_str(&dst->schema, "main");
+		return 0;
+	}
+	if (strcmp(dst->type, "postgres") == 0) {
+		const char *missing = !pb_str_set(dst->host) ? "--host" :
+		                      !pb_str_set(dst->user) ? "--user" :
+		                      !pb_str_set(dst->dbname) ? "--dbname" :
+		                      !pb_str_set(dst->schema) ? "--schema" :
+		                      !pb_str_set(dst->password) ? "--password-env" : NULL;
+		if (missing) {
+			client_error(c, E_BAD, "a postgres destination needs %s", missing);
+			return -EINVAL;
+		}
+		if (dst->port == 0)
+			dst->port = 5432;
+		return 0;
+	}
+	client_error(c, E_BAD, "unknown destination \"%s\": use duckdb or postgres", dst->type);
+	return -EINVAL;
+}
+
+/* env add */
+static void
+do_add_environment(struct daemon *d, struct client *c, Dbtd__Environment *e)
+{
+	Dbtd__Project *p = NULL;
+	int rc;
+
+	if (check_name(c, "environment", e->name) < 0)
+		return;
+	if (!pb_str_set(e->branch)) {
+		client_error(c, E_BAD, "environment \"%s\" needs a Git branch: --branch B", e->name);
+		return;
+	}
+	rc = store_obj_find(d->store, STORE_PROJECT, e->project, (ProtobufCMessage **)&p);
+	if (rc == -ENOENT) {
+		client_error(c, E_NOTFOUND, "no project named \"%s\"; see dbtctl project list",
+		             e->project);
+		return;
+	}
+	if (rc < 0) {
+		client_error(c, E_INTERNAL, "cannot read project \"%s\": %s", e->project,
+		             store_strerror(rc));
+		return;
+	}
+	e->project_id = p->id;
+	dbtd__project__free_unpacked(p, NULL);
+	if (check_destination(c, e->name, e->destination) < 0)
+		return;
+	for (size_t i = 0; i < e->n_env; i++)
+		if (!pb_str_set(e->env[i]->key) || strchr(e->env[i]->key, '=')) {
+			client_error(c, E_BAD, "--env needs KEY=VALUE with a non-empty KEY");
+			return;
+		}
+	e->id = 0;
+	add_object(d, c, STORE_ENVIRONMENT, &e->base, e->name, &e->id, &e->created_at_ms);
+}
+
+/* True when command's first word is "dbt". */
+static int
+is_dbt_command(const char *cmd)
+{
+	while (*cmd == ' ' || *cmd == '\t')
+		cmd++;
+	return strncmp(cmd, "dbt", 3) == 0 && (cmd[3] == ' ' || cmd[3] == '\t');
+}
+
+/* job add */
+static void
+do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
+{
+	Dbtd__Environment *e = NULL;
+	size_t ndbt = 0;
+	int rc;
+
+	if (check_name(c, "job", j->name) < 0)
+		return;
+	rc = store_obj_find(d->store, STORE_ENVIRONMENT, j->environment, (ProtobufCMessage **)&e);
+	if (rc == -ENOENT) {
+		client_error(c, E_NOTFOUND, "no environment named \"%s\"; see dbtctl env list, "
+		             "or add it with dbtctl env add", j->environment);
+		return;
+	}
+	if (rc < 0) {
+		client_error(c, E_INTERNAL, "cannot read environment \"%s\": %s", j->environment,
+		             store_strerror(rc));
+		return;
+	}
+	j->env_id = e->id;
+	dbtd__environment__free_unpacked(e, NULL);
+	if (j->type == DBTD__JOB_TYPE__JOB_TYPE_UNSPECIFIED)
+		j->type = DBTD__JOB_TYPE__JOB_DEPLOY;
+	for (size_t i = 0; i < j->n_steps; i++) {
+		Dbtd__JobStep *s = j->steps[i];
+		if (strcmp(s->type, "dbt") == 0) {
+			if (!is_dbt_command(s->command)) {
+				client_error(c, E_BAD, "--command \"%s\" is not a dbt command "
+				             "(it must start with \"dbt \")", s->command);
+				return;
+			}
+			ndbt++;
+		} else if (plugins_find(&d->plugins, s->type) == NULL) {
+			client_error(c, E_BAD, "no step plugin of type \"%s\" is loaded; "
+			             "see dbtctl plugin list", s->type);
+			return;
+		}
+	}
+	if (ndbt == 0) {
+		client_error(c, E_BAD, "job \"%s\" needs at least one --command, e.g. "
+		             "--command \"dbt build\"", j->name);
+		return;
+	}
+	if (pb_str_set(j->schedule) || pb_str_set(j->timezone)) {
+		client_error(c, E_UNIMPL, "schedules (--schedule) are not supported by this dbtd yet");
+		return;
+	}
+	if (pb_str_set(j->on_pipeline)) {
+		client_error(c, E_UNIMPL, "pipeline triggers (--on-pipeline) are not supported "
+		             "by this dbtd yet");
+		return;
+	}
+	if (j->timeout_s) {
+		client_error(c, E_UNIMPL, "job timeouts (--timeout) are not supported by this dbtd yet");
+		return;
+	}
+	j->id = 0;
+	add_object(d, c, STORE_JOB, &j->base, j->name, &j->id, &j->created_at_ms);
+}
+
+/* Collect listed objects into a growable array. */
+struct collect {
+	ProtobufCMessage **items;
+	size_t n, cap;
+	enum store_kind kind;
+};
+
+/* store_obj_list / store_run_list callback: keep msg. */
+static int
+collect_cb(void *arg, ProtobufCMessage *msg)
+{
+	struct collect *col = arg;
+
+	if (col->n == col->cap) {
+		size_t cap = col->cap ? col->cap * 2 : 16;
+		ProtobufCMessage **p = realloc(col->items, cap * sizeof(*p));
+		if (p == NULL) {
+			protobuf_c_message_free_unpacked(msg, NULL);
+			return -ENOMEM;
+		}
+		col->items = p;
+		col->cap = cap;
+	}
+	if (col->kind == STORE_PROJECT)
+		scrub_project((Dbtd__Project *)msg);
+	else if (col->kind == STORE_ENVIRONMENT)
+		scrub_env((Dbtd__Environment *)msg);
+	col->items[col->n++] = msg;
+	return 0;
+}
+
+/* store_run_list callback: keep run. */
+static int
+collect_run_cb(void *arg, Dbtd__Run *run)
+{
+	return collect_cb(arg, &run->base);
+}
+
+/* Free what collect_cb kept. */
+static void
+collect_free(struct collect *col)
+{
+	for (size_t i = 0; i < col->n; i++)
+		protobuf_c_message_free_unpacked(col->items[i], NULL);
+	free(col->items);
+}
+
+/* Map a wire kind to a store kind; -EINVAL for unknown. */
+static int
+store_kind_of(Dbtd__ObjectKind k, enum store_kind *out)
+{
+	switch (k) {
+	case DBTD__OBJECT_KIND__OBJECT_PROJECT: *out = STORE_PROJECT; return 0;
+	case DBTD__OBJECT_KIND__OBJECT_ENVIRONMENT: *out = STORE_ENVIRONMENT; return 0;
+	case DBTD__OBJECT_KIND__OBJECT_JOB: *out = STORE_JOB; return 0;
+	default: return -EINVAL;
+	}
+}
+
+/* project|env|job list */
+static void
+do_list(struct daemon *d, struct client *c, Dbtd__ObjectKind k)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__ProjectList pl = DBTD__PROJECT_LIST__INIT;
+	Dbtd__EnvironmentList el = DBTD__ENVIRONMENT_LIST__INIT;
+	Dbtd__JobList jl = DBTD__JOB_LIST__INIT;
+	struct collect col = { 0 };
+	int rc;
+
+	if (store_kind_of(k, &col.kind) < 0) {
+		client_error(c, E_BAD, "unknown object kind %d", (int)k);
+		return;
+	}
+	rc = store_obj_list(d->store, col.kind, collect_cb, &col);
+	if (rc < 0) {
+		client_error(c, E_INTERNAL, "cannot list %ss: %s", kind_word[col.kind],
+		             store_strerror(rc));
+		collect_free(&col);
+		return;
+	}
+	switch (col.kind) {
+	case STORE_PROJECT:
+		pl.n_items = col.n;
+		pl.items = (Dbtd__Project **)col.items;
+		resp.body_case = DBTD__RESPONSE__BODY_PROJECTS;
+		resp.projects = &pl;
+		break;
+	case STORE_ENVIRONMENT:
+		el.n_items = col.n;
+		el.items = (Dbtd__Environment **)col.items;
+		resp.body_case = DBTD__RESPONSE__BODY_ENVIRONMENTS;
+		resp.environments = &el;
+		break;
+	case STORE_JOB:
+		jl.n_items = col.n;
+		jl.items = (Dbtd__Job **)col.items;
+		resp.body_case = DBTD__RESPONSE__BODY_JOBS;
+		resp.jobs = &jl;
+		break;
+	}
+	client_send(c, &resp);
+	collect_free(&col);
+}
+
+/* Find a named object, replying "no such" on failure. */
+static int
+find_named(struct daemon *d, struct client *c, enum store_kind kind, const char *name,
+           ProtobufCMessage **out)
+{
+	int rc = store_obj_find(d->store, kind, name, out);
+
+	if (rc == -ENOENT)
+		client_error(c, E_NOTFOUND, "no %s named \"%s\"; see dbtctl %s list",
+		             kind_word[kind], name, kind_cmd[kind]);
+	else if (rc < 0)
+		client_error(c, E_INTERNAL, "cannot read %s \"%s\": %s", kind_word[kind], name,
+		             store_strerror(rc));
+	return rc;
+}
+
+/* project|env|job view */
+static void
+do_view(struct daemon *d, struct client *c, const Dbtd__ObjectRef *ref)
+{
+	ProtobufCMessage *msg;
+	enum store_kind kind;
+
+	if (store_kind_of(ref->kind, &kind) < 0) {
+		client_error(c, E_BAD, "unknown object kind %d", (int)ref->kind);
+		return;
+	}
+	if (find_named(d, c, kind, ref->name, &msg) < 0)
+		return;
+	reply_object(c, kind, msg);
+	protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+/* What still uses the object: the first dependent's name, for a message. */
+struct users {
+	enum store_kind kind;
+	uint64_t id;
+	char *first;
+};
+
+/* store_obj_list callback: note an environment of a project or a job of an env. */
+static int
+users_cb(void *arg, ProtobufCMessage *msg)
+{
+	struct users *u = arg;
+	int hit = 0;
+	const char *name = NULL;
+
+	if (u->kind == STORE_PROJECT) {
+		Dbtd__Environment *e = (Dbtd__Environment *)msg;
+		hit = e->project_id == u->id;
+		name = e->name;
+	} else {
+		Dbtd__Job *j = (Dbtd__Job *)msg;
+		hit = j->env_id == u->id;
+		name = j->name;
+	}
+	if (hit && u->first == NULL)
+		u->first = strdup(name);
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return 0;
+}
+
+/* project|env|job rm */
+static void
+do_remove(struct daemon *d, struct client *c, const Dbtd__ObjectRef *ref)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	ProtobufCMessage *msg;
+	enum store_kind kind;
+	uint64_t id;
+	int rc;
+
+	if (store_kind_of(ref->kind, &kind) < 0) {
+		client_error(c, E_BAD, "unknown object kind %d", (int)ref->kind);
+		return;
+	}
+	if (find_named(d, c, kind, ref->name, &msg) < 0)
+		return;
+	id = kind == STORE_PROJECT ? ((Dbtd__Project *)msg)->id :
+	     kind == STORE_ENVIRONMENT ? ((Dbtd__Environment *)msg)->id : ((Dbtd__Job *)msg)->id;
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (kind != STORE_JOB) {
+		struct users u = { kind, id, NULL };
+		store_obj_list(d->store, kind == STORE_PROJECT ? STORE_ENVIRONMENT : STORE_JOB,
+		               users_cb, &u);
+		if (u.first) {
+			client_error(c, E_CONFLICT, "%s \"%s\" is used by %s \"%s\"; remove that first",
+			             kind_word[kind], ref->name,
+			             kind == STORE_PROJECT ? "environment" : "job", u.first);
+			free(u.first);
+			return;
+		}
+	} else {
+		uint64_t busy = store_job_active_run(d->store, id);
+		if (busy) {
+			client_error(c, E_CONFLICT, "job \"%s\" has run %llu in progress; wait for it "
+			             "or cancel it first", ref->name, (unsigned long long)busy);
+			return;
+		}
+	}
+	rc = store_obj_remove(d->store, kind, id, ref->name);
+	if (rc < 0) {
+		client_error(c, E_INTERNAL, "cannot remove %s \"%s\": %s", kind_word[kind],
+		             ref->name, store_strerror(rc));
+		return;
+	}
+	log_info("%s \"%s\" removed by %s", kind_word[kind], ref->name, client_user(c));
+	resp.body_case = DBTD__RESPONSE__BODY_REMOVED;
+	resp.removed = 1;
+	client_send(c, &resp);
+}
+
+/* job run: Run Now (Manual) or API */
+static void
+do_run_job(struct daemon *d, struct client *c, const Dbtd__RunJob *rj)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__Trigger trig = rj->trigger;
+	struct runs_err e;
+	Dbtd__Run *run = NULL;
+	int rc;
+
+	if (trig == DBTD__TRIGGER__TRIGGER_UNSPECIFIED)
+		trig = DBTD__TRIGGER__TRIGGER_API;
+	if (trig != DBTD__TRIGGER__TRIGGER_MANUAL && trig != DBTD__TRIGGER__TRIGGER_API) {
+		client_error(c, E_BAD, "a client may start a run as trigger manual or api, not %s",
+		             trigger_json(trig));
+		return;
+	}
+	rc = runs_trigger(d->runs, rj->job, trig, client_user(c), &run, &e);
+	if (rc < 0) {
+		client_error(c, e.code, "%s", e.msg);
+		return;
+	}
+	if (rj->watch && run->status != DBTD__RUN_STATUS__RUN_SKIPPED) {
+		uint64_t id = run->id;
+		dbtd__run__free_unpacked(run, NULL);
+		runs_watch(d->runs, id, c);
+		return;
+	}
+	resp.body_case = DBTD__RESPONSE__BODY_RUN;
+	resp.run = run;
+	resp.end = rj->watch;
+	client_send(c, &resp);
+	dbtd__run__free_unpacked(run, NULL);
+}
+
+/* run list */
+static void
+do_list_runs(struct daemon *d, struct client *c, const Dbtd__ListRuns *lr)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__RunList rl = DBTD__RUN_LIST__INIT;
+	struct store_run_filter f = { lr->job, lr->status, lr->trigger, lr->branch };
+	struct collect col = { 0 };
+	unsigned limit = lr->limit ? lr->limit : 20;
+	int rc;
+
+	col.kind = STORE_JOB; /* no scrubbing */
+	if (limit > 10000)
+		limit = 10000;
+	rc = store_run_list(d->store, &f, lr->before, limit,
+	                    collect_run_cb, &col);
+	if (rc < 0) {
+		client_error(c, E_INTERNAL, "cannot list runs: %s", store_strerror(rc));
+		collect_free(&col);
+		return;
+	}
+	for (size_t i = 0; i < col.n; i++) {
+		/* the list shows no steps: keep the reply small */
+		Dbtd__Run *r = (Dbtd__Run *)col.items[i];
+		for (size_t k = 0; k < r->n_steps; k++)
+			dbtd__step__free_unpacked(r->steps[k], NULL);
+		free(r->steps);
+		r->steps = NULL;
+		r->n_steps = 0;
+	}
+	rl.n_items = col.n;
+	rl.items = (Dbtd__Run **)col.items;
+	resp.body_case = DBTD__RESPONSE__BODY_RUNS;
+	resp.runs = &rl;
+	client_send(c, &resp);
+	collect_free(&col);
+}
+
+/* run view / run watch */
+static void
+do_view_run(struct daemon *d, struct client *c, const Dbtd__RunRef *ref, int watch)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__Run *run;
+	int rc;
+
+	if (watch || ref->watch) {
+		rc = runs_watch(d->runs, ref->id, c);
+	} else {
+		rc = runs_get(d->runs, ref->id, &run);
+		if (rc == 0) {
+			resp.body_case = DBTD__RESPONSE__BODY_RUN;
+			resp.run = run;
+			client_send(c, &resp);
+			dbtd__run__free_unpacked(run, NULL);
+		}
+	}
+	if (rc == -ENOENT)
+		client_error(c, E_NOTFOUND, "no run %llu; see dbtctl run list",
+		             (unsigned long long)ref->id);
+	else if (rc < 0)
+		client_error(c, E_INTERNAL, "cannot read run %llu: %s",
+		             (unsigned long long)ref->id, store_strerror(rc));
+}
+
+int
+dispatch_hello(struct daemon *d, struct client *c, const Dbtd__Hello *hello)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__HelloReply hr = DBTD__HELLO_REPLY__INIT;
+
+	(void)d;
+	if (hello->protocol_version != DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
+		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL,
+		             "protocol version %u is not supported: this dbtd speaks version %d; "
+		             "use a dbtctl of the same release", hello->protocol_version,
+		             (int)DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+		return -EPROTO;
+	}
+	hr.protocol_version = DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+	hr.server = (char *)PACKAGE_NAME " " PACKAGE_VERSION;
+	resp.body_case = DBTD__RESPONSE__BODY_HELLO;
+	resp.hello = &hr;
+	return client_send(c, &resp);
+}
+
+void
+dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
+{
+	switch (req->body_case) {
+	case DBTD__REQUEST__BODY_ADD_PROJECT:
+		do_add_project(d, c, req->add_project);
+		break;
+	case DBTD__REQUEST__BODY_ADD_ENVIRONMENT:
+		do_add_environment(d, c, req->add_environment);
+		break;
+	case DBTD__REQUEST__BODY_ADD_JOB:
+		do_add_job(d, c, req->add_job);
+		break;
+	case DBTD__REQUEST__BODY_LIST:
+		do_list(d, c, req->list);
+		break;
+	case DBTD__REQUEST__BODY_VIEW:
+		do_view(d, c, req->view);
+		break;
+	case DBTD__REQUEST__BODY_REMOVE:
+		do_remove(d, c, req->remove);
+		break;
+	case DBTD__REQUEST__BODY_RUN_JOB:
+		do_run_job(d, c, req->run_job);
+		break;
+	case DBTD__REQUEST__BODY_LIST_RUNS:
+		do_list_runs(d, c, req->list_runs);
+		break;
+	case DBTD__REQUEST__BODY_VIEW_RUN:
+		do_view_run(d, c, req->view_run, 0);
+		break;
+	case DBTD__REQUEST__BODY_WATCH_RUN:
+		do_view_run(d, c, req->watch_run, 1);
+		break;
+	case DBTD__REQUEST__BODY_CANCEL_RUN:
+		client_error(c, E_UNIMPL, "run cancel is not supported by this dbtd yet");
+		break;
+	case DBTD__REQUEST__BODY_RERUN:
+		client_error(c, E_UNIMPL, "run rerun is not supported by this dbtd yet");
+		break;
+	case DBTD__REQUEST__BODY_HELLO:
+		client_error(c, E_BAD, "Hello was already exchanged on this connection");
+		break;
+	default:
+		client_error(c, E_BAD, "empty or unknown request (body %d); is dbtctl newer "
+		             "than dbtd?", (int)req->body_case);
+		break;
+	}
+}

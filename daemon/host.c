@@ -1,0 +1,588 @@
+/* host.c - the host side of the step ABI inside a runner (see host.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "host.h"
+#include "names.h"
+#include "pb.h"
+#include "util.h"
+
+#define BATCH_BYTES (64u << 10)   /* send log lines at this size ... */
+#define BATCH_MS 100              /* ... or this age */
+#define LINE_MAX_BYTES (1u << 20) /* longer lines are split, with a marker */
+#define SPLIT_MARK " [line continues]"
+
+extern char **environ;
+
+int
+host_send(struct host_run *hr, const Dbtd__RunnerEvent *ev)
+{
+	return frame_send(hr->fd, &ev->base);
+}
+
+int
+host_flush(struct host_run *hr)
+{
+	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
+	Dbtd__LogChunk chunk = DBTD__LOG_CHUNK__INIT;
+	int rc;
+
+	if (hr->nlines == 0)
+		return 0;
+	chunk.step = hr->batch_step;
+	chunk.n_lines = hr->nlines;
+	chunk.lines = hr->lines;
+	ev.body_case = DBTD__RUNNER_EVENT__BODY_LOG;
+	ev.log = &chunk;
+	rc = host_send(hr, &ev);
+	for (size_t i = 0; i < hr->nlines; i++) {
+		free(hr->lines[i]->text.data);
+		free(hr->lines[i]);
+	}
+	hr->nlines = 0;
+	hr->bytes = 0;
+	return rc;
+}
+
+/* Replace every secret in text[0..len) by "***"; returns a malloc'd copy. */
+static char *
+mask(const struct host_run *hr, const char *text, size_t len, size_t *outlen)
+{
+	char *out = malloc(len + 1);
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, text, len);
+	out[len] = '\0';
+	for (size_t i = 0; i < hr->nsecrets; i++) {
+		const char *s = hr->secrets[i];
+		size_t sl = strlen(s);
+		char *p;
+		while ((p = memmem(out, len, s, sl)) != NULL) {
+			memmove(p + 3, p + sl, len - (size_t)(p - out) - sl + 1);
+			memcpy(p, "***", 3);
+			len = len - sl + 3;
+		}
+	}
+	*outlen = len;
+	return out;
+}
+
+/* Append one line to the batch (masked), flushing when the batch is due. */
+static void
+add_line(dbtd_step_ctx *ctx, int stream, const char *text, size_t len)
+{
+	struct host_run *hr = ctx->hr;
+	Dbtd__LogLine *l;
+	size_t mlen;
+	char *m;
+
+	if (hr->nlines && hr->batch_step != ctx->step->index)
+		host_flush(hr);
+	if (hr->nlines == hr->cap) {
+		size_t cap = hr->cap ? hr->cap * 2 : 256;
+		Dbtd__LogLine **p = realloc(hr->lines, cap * sizeof(*p));
+		if (p == NULL)
+			return;
+		hr->lines = p;
+		hr->cap = cap;
+	}
+	m = mask(hr, text, len, &mlen);
+	l = malloc(sizeof(*l));
+	if (m == NULL || l == NULL) {
+		free(m);
+		free(l);
+		return;
+	}
+	dbtd__log_line__init(l);
+	l->ts_ms = now_ms();
+	l->stream = (uint32_t)stream;
+	l->text.data = (uint8_t *)m;
+	l->text.len = mlen;
+	if (hr->nlines == 0) {
+		hr->batch_step = ctx->step->index;
+		hr->batch_started_ms = l->ts_ms;
+	}
+	hr->lines[hr->nlines++] = l;
+	hr->bytes += mlen + 16;
+	if (hr->bytes >= BATCH_BYTES || l->ts_ms - hr->batch_started_ms >= BATCH_MS)
+		host_flush(hr);
+}
+
+/* ABI log_line: store a line under a stream. */
+static void
+h_log_line(dbtd_step_ctx *ctx, int stream, const char *text, size_t len)
+{
+	if (stream < DBTD_STREAM_INFO || stream > DBTD_STREAM_STDERR)
+		stream = DBTD_STREAM_INFO;
+	add_line(ctx, stream, text, len);
+}
+
+/* Log a formatted INFO line (ABI log). */
+static void
+h_vlog(dbtd_step_ctx *ctx, const char *fmt, va_list ap)
+{
+	char *s;
+	int n = vasprintf(&s, fmt, ap);
+
+	if (n < 0)
+		return;
+	add_line(ctx, DBTD_STREAM_INFO, s, (size_t)n);
+	free(s);
+}
+
+/* ABI log. */
+static void __attribute__((format(printf, 2, 3)))
+h_log(dbtd_step_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	h_vlog(ctx, fmt, ap);
+	va_end(ap);
+}
+
+void
+host_log_text(dbtd_step_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	h_vlog(ctx, fmt, ap);
+	va_end(ap);
+}
+
+/* ABI set_error. */
+static void __attribute__((format(printf, 2, 3)))
+h_set_error(dbtd_step_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) >= 0) {
+		size_t n;
+		char *m = mask(ctx->hr, s, strlen(s), &n);
+		free(s);
+		free(ctx->error);
+		ctx->error = m;
+	}
+	va_end(ap);
+}
+
+/* Find key in a kv array, newest first. */
+static const char *
+kv_find(const struct kv *a, size_t n, const char *key)
+{
+	for (size_t i = n; i-- > 0;)
+		if (strcmp(a[i].key, key) == 0)
+			return a[i].value;
+	return NULL;
+}
+
+/* Append a copied pair to a kv array. */
+static int
+kv_add(struct kv **a, size_t *n, const char *key, const char *value)
+{
+	struct kv *p = realloc(*a, (*n + 1) * sizeof(**a));
+
+	if (p == NULL)
+		return -ENOMEM;
+	*a = p;
+	p[*n].key = strdup(key);
+	p[*n].value = strdup(value ? value : "");
+	if (p[*n].key == NULL || p[*n].value == NULL) {
+		free(p[*n].key);
+		free(p[*n].value);
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
+int
+host_param_add(struct host_run *hr, const char *key, const char *value)
+{
+	return kv_add(&hr->params, &hr->nparams, key, value);
+}
+
+int
+host_secret_add(struct host_run *hr, const char *value)
+{
+	char **p;
+
+	if (!pb_str_set(value))
+		return 0;
+	p = realloc(hr->secrets, (hr->nsecrets + 1) * sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	hr->secrets = p;
+	p[hr->nsecrets] = strdup(value);
+	if (p[hr->nsecrets] == NULL)
+		return -ENOMEM;
+	hr->nsecrets++;
+	return 0;
+}
+
+/* ABI param: step values, then outputs of earlier steps, then run values. */
+static const char *
+h_param(dbtd_step_ctx *ctx, const char *key)
+{
+	const Dbtd__Step *s = ctx->step;
+	const char *v;
+
+	if (strcmp(key, "step.name") == 0)
+		return s->name;
+	if (strcmp(key, "step.command") == 0)
+		return s->command;
+	for (size_t i = 0; i < s->n_params; i++)
+		if (strcmp(s->params[i]->key, key) == 0)
+			return s->params[i]->value;
+	v = kv_find(ctx->hr->outputs, ctx->hr->noutputs, key);
+	if (v)
+		return v;
+	return kv_find(ctx->hr->params, ctx->hr->nparams, key);
+}
+
+/* ABI set_output: keep for later steps and tell dbtd. */
+static int
+h_set_output(dbtd_step_ctx *ctx, const char *key, const char *value)
+{
+	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
+	Dbtd__KeyValue kv = DBTD__KEY_VALUE__INIT;
+	int rc;
+
+	if (key == NULL || value == NULL)
+		return -EINVAL;
+	rc = kv_add(&ctx->hr->outputs, &ctx->hr->noutputs, key, value);
+	if (rc < 0)
+		return rc;
+	kv.key = (char *)key;
+	kv.value = (char *)value;
+	ev.body_case = DBTD__RUNNER_EVENT__BODY_OUTPUT;
+	ev.output = &kv;
+	host_flush(ctx->hr); /* keep log and outputs in order */
+	return host_send(ctx->hr, &ev);
+}
+
+/* ABI workspace. */
+static const char *
+h_workspace(dbtd_step_ctx *ctx)
+{
+	return ctx->hr->workspace;
+}
+
+/* ABI cancel_requested. */
+static int
+h_cancel_requested(dbtd_step_ctx *ctx)
+{
+	return *ctx->hr->cancel != 0;
+}
+
+/* Per-stream line assembly of a child's output. */
+struct linebuf {
+	int fd;
+	int stream;
+	char *buf;
+	size_t len, cap;
+};
+
+/* Hand one complete line to the plugin's callback or the log. */
+static void
+emit_line(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, int stream,
+          char *line, size_t len)
+{
+	line[len] = '\0';
+	if (len && line[len - 1] == '\r')
+		line[--len] = '\0';
+	if (spec->on_line && spec->on_line(spec->arg, ctx, stream, line, len) == DBTD_LINE_DROP)
+		return;
+	add_line(ctx, stream, line, len);
+}
+
+/* Read what the child wrote on one pipe; 0 at EOF. */
+static int
+drain(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, struct linebuf *lb)
+{
+	char tmp[65536];
+	ssize_t n = read(lb->fd, tmp, sizeof(tmp));
+	size_t start = 0;
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 1 : 0;
+	if (n == 0) {
+		if (lb->len)
+			emit_line(ctx, spec, lb->stream, lb->buf, lb->len);
+		lb->len = 0;
+		return 0;
+	}
+	for (size_t i = 0; i < (size_t)n; i++) {
+		if (tmp[i] != '\n' && lb->len + (i - start) < LINE_MAX_BYTES)
+			continue;
+		/* append tmp[start..i) then emit */
+		size_t add = i - start;
+		if (lb->len + add + sizeof(SPLIT_MARK) + 1 > lb->cap) {
+			size_t cap = lb->len + add + sizeof(SPLIT_MARK) + 4096;
+			char *p = realloc(lb->buf, cap);
+			if (p == NULL)
+				return 0;
+			lb->buf = p;
+			lb->cap = cap;
+		}
+		memcpy(lb->buf + lb->len, tmp + start, add);
+		lb->len += add;
+		if (tmp[i] != '\n') {
+			memcpy(lb->buf + lb->len, SPLIT_MARK, sizeof(SPLIT_MARK) - 1);
+			lb->len += sizeof(SPLIT_MARK) - 1;
+			emit_line(ctx, spec, lb->stream, lb->buf, lb->len);
+			lb->len = 0;
+			start = i;
+			continue;
+		}
+		emit_line(ctx, spec, lb->stream, lb->buf, lb->len);
+		lb->len = 0;
+		start = i + 1;
+	}
+	if ((size_t)n > start) {
+		size_t add = (size_t)n - start;
+		if (lb->len + add + 1 > lb->cap) {
+			size_t cap = lb->len + add + 4096;
+			char *p = realloc(lb->buf, cap);
+			if (p == NULL)
+				return 0;
+			lb->buf = p;
+			lb->cap = cap;
+		}
+		memcpy(lb->buf + lb->len, tmp + start, add);
+		lb->len += add;
+	}
+	return 1;
+}
+
+/* Build the child's environment: ours plus the spec's entries (which win). */
+static char **
+child_env(const char *const *add)
+{
+	size_t n = 0, m = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	while (add && add[m])
+		m++;
+	env = calloc(n + m + 1, sizeof(*env));
+	if (env == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		size_t kl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+		int overridden = 0;
+		for (size_t j = 0; j < m && !overridden; j++)
+			overridden = strncmp(add[j], environ[i], kl) == 0 && add[j][kl] == '=';
+		if (!overridden)
+			env[k++] = environ[i];
+	}
+	for (size_t j = 0; j < m; j++)
+		if (strchr(add[j], '='))
+			env[k++] = (char *)add[j];
+	return env;
+}
+
+/* Quote one argument for the logged command line when it needs it. */
+static void
+append_arg(char **line, size_t *len, const char *arg)
+{
+	int plain = arg[0] != '\0';
+	FILE *f;
+	char *buf = NULL;
+	size_t blen = 0;
+
+	for (const char *p = arg; *p && plain; p++)
+		plain = strchr(" \t\n'\"\\$`;&|<>()*?[]{}~#", *p) == NULL;
+	f = open_memstream(&buf, &blen);
+	if (f == NULL)
+		return;
+	fputs(*line ? *line : "", f);
+	if (*len)
+		fputc(' ', f);
+	if (plain) {
+		fputs(arg, f);
+	} else {
+		fputc('\'', f);
+		for (const char *p = arg; *p; p++)
+			if (*p == '\'')
+				fputs("'\\''", f);
+			else
+				fputc(*p, f);
+		fputc('\'', f);
+	}
+	fclose(f);
+	free(*line);
+	*line = buf;
+	*len = blen;
+}
+
+/* Child side of spawn: never returns. */
+static void __attribute__((noreturn))
+spawn_child(const struct dbtd_spawn *spec, const char *cwd, int out, int err,
+            int status_fd, char **env)
+{
+	sigset_t all;
+	int e, null = open("/dev/null", O_RDONLY);
+
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (null >= 0)
+		dup2(null, 0);
+	dup2(out, 1);
+	dup2(err, 2);
+	if (chdir(cwd) < 0) {
+		e = errno;
+		(void)!write(status_fd, &e, sizeof(e));
+		_exit(127);
+	}
+	close_fds_from(3, status_fd);
+	execvpe(spec->argv[0], (char *const *)spec->argv, env);
+	e = errno;
+	(void)!write(status_fd, &e, sizeof(e));
+	_exit(127);
+}
+
+/* ABI spawn. */
+static int
+h_spawn(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, int *status)
+{
+	struct linebuf lb[2] = { { -1, DBTD_STREAM_STDOUT, NULL, 0, 0 },
+	                         { -1, DBTD_STREAM_STDERR, NULL, 0, 0 } };
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, st[2] = { -1, -1 };
+	const char *cwd;
+	char **env = NULL, *cmdline = NULL;
+	size_t cmdlen = 0;
+	int64_t t0 = now_ms();
+	int rc = 0, e = 0, open_fds;
+	pid_t pid;
+
+	if (spec == NULL || spec->argv == NULL || spec->argv[0] == NULL || status == NULL)
+		return -EINVAL;
+	cwd = spec->cwd ? spec->cwd : ctx->hr->workspace;
+	for (size_t i = 0; spec->argv[i]; i++)
+		append_arg(&cmdline, &cmdlen, spec->argv[i]);
+	h_log(ctx, "$ %s", cmdline ? cmdline : spec->argv[0]);
+	free(cmdline);
+	env = child_env(spec->env);
+	if (env == NULL || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+	    pipe2(st, O_CLOEXEC) < 0) {
+		rc = env ? -errno : -ENOMEM;
+		goto out;
+	}
+	host_flush(ctx->hr);
+	pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (pid == 0)
+		spawn_child(spec, cwd, out[1], err[1], st[1], env);
+	close(out[1]);
+	close(err[1]);
+	close(st[1]);
+	out[1] = err[1] = st[1] = -1;
+	if (read(st[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
+		waitpid(pid, status, 0);
+		rc = -e;
+		h_log(ctx, "cannot run %s: %s", spec->argv[0], strerror(e));
+		goto out;
+	}
+	lb[0].fd = out[0];
+	lb[1].fd = err[0];
+	out[0] = err[0] = -1;
+	open_fds = 2;
+	while (open_fds > 0) {
+		struct pollfd pfd[2];
+		int np = 0, pr;
+		for (int i = 0; i < 2; i++)
+			if (lb[i].fd >= 0) {
+				pfd[np].fd = lb[i].fd;
+				pfd[np].events = POLLIN;
+				np++;
+			}
+		pr = poll(pfd, (nfds_t)np, BATCH_MS);
+		if (pr < 0 && errno != EINTR)
+			break;
+		for (int i = 0, j = 0; i < 2 && pr > 0; i++) {
+			if (lb[i].fd < 0)
+				continue;
+			if (pfd[j].revents && !drain(ctx, spec, &lb[i])) {
+				close(lb[i].fd);
+				lb[i].fd = -1;
+				open_fds--;
+			}
+			j++;
+		}
+		if (ctx->hr->nlines && now_ms() - ctx->hr->batch_started_ms >= BATCH_MS)
+			host_flush(ctx->hr);
+	}
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+	{
+		char dur[32];
+		format_duration(now_ms() - t0, dur, sizeof(dur));
+		if (WIFEXITED(*status))
+			h_log(ctx, "%s exited with status %d after %s", spec->argv[0],
+			      WEXITSTATUS(*status), dur);
+		else if (WIFSIGNALED(*status))
+			h_log(ctx, "%s was killed by signal %d (%s) after %s", spec->argv[0],
+			      WTERMSIG(*status), strsignal(WTERMSIG(*status)), dur);
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (lb[i].fd >= 0)
+			close(lb[i].fd);
+		free(lb[i].buf);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
+		if (st[i] >= 0)
+			close(st[i]);
+	}
+	free(env);
+	host_flush(ctx->hr);
+	return rc;
+}
+
+static const struct dbtd_host table = {
+	.size = sizeof(struct dbtd_host),
+	.abi_major = DBTD_STEP_ABI_MAJOR,
+	.abi_minor = DBTD_STEP_ABI_MINOR,
+	.log = h_log,
+	.spawn = h_spawn,
+	.param = h_param,
+	.set_output = h_set_output,
+	.workspace = h_workspace,
+	.cancel_requested = h_cancel_requested,
+	.set_error = h_set_error,
+	.log_line = h_log_line,
+};
+
+const struct dbtd_host *
+host_table(void)
+{
+	return &table;
+}

@@ -1,0 +1,221 @@
+/* main.c - dbtd: options, start-up, the event loop, shutdown. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "plugin.h"
+#include "runs.h"
+#include "server.h"
+#include "store.h"
+#include "util.h"
+
+struct options {
+	const char *socket;
+	const char *state_dir;
+	const char *plugin_dir;
+	unsigned max_runs;
+	mode_t socket_mode;
+	int verbose;
+};
+
+/* Print usage to f. */
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: dbtd [--socket PATH] [--state-dir DIR] [--plugin-dir DIR]\n"
+	        "            [--max-concurrent-runs N] [--socket-mode MODE] [--verbose]\n"
+	        "Runs dbt jobs and keeps their run history; see dbtd(8).\n");
+}
+
+/* The default socket path (PRODUCT.md; dbtctl uses the same). */
+static char *
+default_socket(void)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+
+	if (getuid() == 0)
+		return strdup("/run/dbtd/dbtd.sock");
+	if (rt && rt[0] == '/')
+		return xasprintf("%s/dbtd/dbtd.sock", rt);
+	return xasprintf("/tmp/dbtd-%u/dbtd.sock", (unsigned)getuid());
+}
+
+/* The default state directory (PRODUCT.md). */
+static char *
+default_state_dir(void)
+{
+	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (getuid() == 0)
+		return strdup("/var/lib/dbtd");
+	if (x && x[0] == '/')
+		return xasprintf("%s/dbtd", x);
+	if (home == NULL || home[0] != '/') {
+		struct passwd *pw = getpwuid(getuid());
+		home = pw ? pw->pw_dir : "/tmp";
+	}
+	return xasprintf("%s/.local/state/dbtd", home);
+}
+
+/* Parse options into o; returns 0, or an exit status. */
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "plugin-dir", required_argument, NULL, 'p' },
+		{ "max-concurrent-runs", required_argument, NULL, 'j' },
+		{ "socket-mode", required_argument, NULL, 'm' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	int c;
+
+	o->max_runs = n > 0 ? (unsigned)n : 1;
+	o->socket_mode = 0600;
+	while ((c = getopt_long(argc, argv, "hvV", longopts, NULL)) != -1) {
+		char *end;
+		unsigned long v;
+		switch (c) {
+		case 's': o->socket = optarg; break;
+		case 'd': o->state_dir = optarg; break;
+		case 'p': o->plugin_dir = optarg; break;
+		case 'j':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || v == 0 || v > 1024) {
+				fprintf(stderr, "dbtd: --max-concurrent-runs wants a number from 1 to 1024, "
+				        "not \"%s\"\n", optarg);
+				return 2;
+			}
+			o->max_runs = (unsigned)v;
+			break;
+		case 'm':
+			errno = 0;
+			v = strtoul(optarg, &end, 8);
+			if (errno || *end || v > 0777) {
+				fprintf(stderr, "dbtd: --socket-mode wants an octal mode such as 0660, "
+				        "not \"%s\"\n", optarg);
+				return 2;
+			}
+			o->socket_mode = (mode_t)v;
+			break;
+		case 'v': o->verbose = 1; break;
+		case 'h': usage(stdout); return -1;
+		case 'V': printf("dbtd %s\n", PACKAGE_VERSION); return -1;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dbtd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+/* SIGINT / SIGTERM: leave the loop; shutdown happens after ev_run. */
+static void
+stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = ev_userdata(loop);
+
+	(void)revents;
+	log_info("received %s; stopping", strsignal(w->signum));
+	d->stopping = 1;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct daemon d = { 0 };
+	ev_signal sigint_w, sigterm_w;
+	char *sock = NULL;
+	int rc, status = 1;
+
+	rc = parse_options(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	log_init(o.verbose);
+	signal(SIGPIPE, SIG_IGN);
+
+	sock = o.socket ? strdup(o.socket) : default_socket();
+	d.state_dir = o.state_dir ? strdup(o.state_dir) : default_state_dir();
+	if (sock == NULL || d.state_dir == NULL)
+		goto out;
+	d.work_dir = xasprintf("%s/work", d.state_dir);
+	d.max_runs = o.max_runs;
+	d.loop = ev_default_loop(EVFLAG_AUTO);
+	if (d.loop == NULL || d.work_dir == NULL) {
+		log_err("cannot set up the event loop");
+		goto out;
+	}
+	ev_set_userdata(d.loop, &d);
+
+	rc = store_open(&d.store, d.state_dir);
+	if (rc < 0) {
+		log_err("cannot open the state in %s: %s", d.state_dir, store_strerror(rc));
+		goto out;
+	}
+	rc = mkdir_p(d.work_dir, 0700);
+	if (rc < 0) {
+		log_err("cannot create %s: %s", d.work_dir, strerror(-rc));
+		goto out;
+	}
+	log_info("state in %s; %u run slot%s", d.state_dir, d.max_runs, d.max_runs == 1 ? "" : "s");
+	rc = plugins_load_dir(&d.plugins, o.plugin_dir ? o.plugin_dir : PLUGINDIR);
+	if (rc >= 0) {
+		static const char *const builtin[] = { "git-clone", "dbt-profile", "dbt" };
+		for (size_t i = 0; i < 3; i++)
+			if (plugins_find(&d.plugins, builtin[i]) == NULL)
+				log_warn("no plugin provides step type \"%s\": runs will fail at that step",
+				         builtin[i]);
+	}
+	rc = runs_new(&d.runs, &d, d.max_runs);
+	if (rc < 0)
+		goto out;
+	rc = server_listen(&d.server, &d, sock, o.socket_mode);
+	if (rc < 0)
+		goto out;
+	runs_recover(d.runs);
+
+	ev_signal_init(&sigint_w, stop_cb, SIGINT);
+	ev_signal_init(&sigterm_w, stop_cb, SIGTERM);
+	ev_signal_start(d.loop, &sigint_w);
+	ev_signal_start(d.loop, &sigterm_w);
+	log_info("dbtd %s ready", PACKAGE_VERSION);
+	ev_run(d.loop, 0);
+	status = 0;
+out:
+	runs_free(d.runs); /* first: watchers still get the runs' final state */
+	d.runs = NULL;
+	server_free(d.server);
+	store_close(d.store);
+	plugins_free(&d.plugins);
+	if (d.loop)
+		ev_loop_destroy(d.loop);
+	free(d.work_dir);
+	free(d.state_dir);
+	free(sock);
+	if (status == 0)
+		log_info("stopped");
+	return status;
+}

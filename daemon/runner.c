@@ -1,0 +1,229 @@
+/* runner.c - the process dbtd forks per run: executes its steps in order. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "names.h"
+#include "pb.h"
+#include "runner.h"
+#include "util.h"
+
+static volatile sig_atomic_t cancel_flag;
+
+/* SIGINT / SIGTERM: the run is being canceled; steps see it. */
+static void
+on_cancel(int sig)
+{
+	(void)sig;
+	cancel_flag = 1;
+}
+
+/* Set signal dispositions and the mask a runner needs (libev's are gone). */
+static void
+runner_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_cancel;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Add a numeric run parameter. */
+static void
+param_uint(struct host_run *hr, const char *key, unsigned long long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%llu", v);
+	host_param_add(hr, key, buf);
+}
+
+/* The run parameters plugins read through host->param. */
+static void
+runner_params(struct host_run *hr, const struct runner_spec *sp)
+{
+	const Dbtd__Destination *d = sp->env->destination;
+	char *vars = NULL;
+	size_t vlen = 0;
+	FILE *f;
+
+	param_uint(hr, "run.id", sp->run->id);
+	host_param_add(hr, "job.name", sp->job->name);
+	host_param_add(hr, "project.name", sp->project->name);
+	host_param_add(hr, "project.repo", sp->project->repo);
+	host_param_add(hr, "project.subdir", sp->project->subdir);
+	host_param_add(hr, "env.name", sp->env->name);
+	host_param_add(hr, "env.branch", sp->env->branch);
+	host_param_add(hr, "env.dbt", sp->env->dbt_path);
+	f = open_memstream(&vars, &vlen);
+	if (f) {
+		for (size_t i = 0; i < sp->env->n_env; i++)
+			fprintf(f, "%s=%s\n", sp->env->env[i]->key, sp->env->env[i]->value);
+		fclose(f);
+		host_param_add(hr, "env.vars", vars);
+		free(vars);
+	}
+	if (d == NULL)
+		return;
+	host_param_add(hr, "dest.type", d->type);
+	host_param_add(hr, "dest.path", d->path);
+	host_param_add(hr, "dest.host", d->host);
+	if (d->port)
+		param_uint(hr, "dest.port", d->port);
+	host_param_add(hr, "dest.user", d->user);
+	host_param_add(hr, "dest.dbname", d->dbname);
+	host_param_add(hr, "dest.schema", d->schema);
+	if (d->threads)
+		param_uint(hr, "dest.threads", d->threads);
+	if (pb_str_set(d->password)) {
+		host_param_add(hr, "secret.dest.password", d->password);
+		host_secret_add(hr, d->password);
+	}
+	host_secret_add(hr, sp->project->webhook_secret);
+}
+
+/* Tell dbtd a step started. */
+static void
+send_started(struct host_run *hr, uint32_t index)
+{
+	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
+	Dbtd__Step s = DBTD__STEP__INIT;
+
+	s.index = index;
+	s.status = DBTD__STEP_STATUS__STEP_RUNNING;
+	s.started_at_ms = now_ms();
+	ev.body_case = DBTD__RUNNER_EVENT__BODY_STEP_STARTED;
+	ev.step_started = &s;
+	host_send(hr, &ev);
+}
+
+/* Tell dbtd a step finished. */
+static void
+send_finished(struct host_run *hr, uint32_t index, Dbtd__StepStatus st, const char *error)
+{
+	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
+	Dbtd__Step s = DBTD__STEP__INIT;
+
+	host_flush(hr);
+	s.index = index;
+	s.status = st;
+	s.finished_at_ms = now_ms();
+	s.error = (char *)(error ? error : "");
+	ev.body_case = DBTD__RUNNER_EVENT__BODY_STEP_FINISHED;
+	ev.step_finished = &s;
+	host_send(hr, &ev);
+}
+
+/* A plugin's per-run state, created by its init on first use. */
+struct plugin_state {
+	const struct plugin *p;
+	void *data;
+	int inited;
+};
+
+/* Run one step through its plugin; returns its final status. */
+static Dbtd__StepStatus
+run_step(struct host_run *hr, const struct runner_spec *sp, const Dbtd__Step *step,
+         struct plugin_state *ps, size_t nps, char **error)
+{
+	const struct dbtd_host *host = host_table();
+	dbtd_step_ctx ctx = { .hr = hr, .step = step, .error = NULL };
+	struct plugin_state *st = NULL;
+	int rc;
+
+	for (size_t i = 0; i < nps; i++)
+		if (strcmp(ps[i].p->desc->type, step->type) == 0)
+			st = &ps[i];
+	if (st == NULL) {
+		*error = xasprintf("no step plugin of type \"%s\" is loaded; see dbtctl plugin list",
+		                   step->type);
+		host_log_text(&ctx, "%s", *error ? *error : "no plugin");
+		return DBTD__STEP_STATUS__STEP_FAILED;
+	}
+	if (!st->inited && st->p->desc->init) {
+		rc = st->p->desc->init(host, &ctx, &st->data);
+		if (rc != DBTD_STEP_OK) {
+			*error = ctx.error ? ctx.error
+			                   : xasprintf("step plugin \"%s\" failed to initialise", step->type);
+			return DBTD__STEP_STATUS__STEP_FAILED;
+		}
+	}
+	st->inited = 1;
+	rc = st->p->desc->run(host, &ctx, st->data);
+	*error = ctx.error;
+	if (rc == DBTD_STEP_OK)
+		return DBTD__STEP_STATUS__STEP_COMPLETED;
+	if (rc == DBTD_STEP_CANCELED || cancel_flag)
+		return DBTD__STEP_STATUS__STEP_CANCELED;
+	if (*error == NULL)
+		*error = xasprintf("step %u (%s) failed", step->index, step->name);
+	return DBTD__STEP_STATUS__STEP_FAILED;
+}
+
+void
+runner_main(const struct runner_spec *sp)
+{
+	struct host_run hr;
+	struct plugin_state *ps;
+	size_t nps = sp->plugins->n;
+	int null;
+
+	runner_signals();
+	close_fds_from(3, sp->fd);
+	null = open("/dev/null", O_RDONLY);
+	if (null >= 0 && null != 0) {
+		dup2(null, 0);
+		close(null);
+	}
+	memset(&hr, 0, sizeof(hr));
+	hr.fd = sp->fd;
+	hr.workspace = sp->workspace;
+	hr.cancel = &cancel_flag;
+	runner_params(&hr, sp);
+	ps = calloc(nps + 1, sizeof(*ps));
+	if (ps == NULL)
+		_exit(70);
+	for (size_t i = 0; i < nps; i++)
+		ps[i].p = &sp->plugins->items[i];
+
+	for (size_t i = 0; i < sp->run->n_steps; i++) {
+		const Dbtd__Step *step = sp->run->steps[i];
+		Dbtd__StepStatus st;
+		char *error = NULL;
+
+		if (cancel_flag) {
+			send_finished(&hr, step->index, DBTD__STEP_STATUS__STEP_CANCELED, NULL);
+			break;
+		}
+		send_started(&hr, step->index);
+		st = run_step(&hr, sp, step, ps, nps, &error);
+		send_finished(&hr, step->index, st, error);
+		free(error);
+		if (st != DBTD__STEP_STATUS__STEP_COMPLETED)
+			break;
+	}
+	for (size_t i = 0; i < nps; i++)
+		if (ps[i].inited && ps[i].p->desc->fini)
+			ps[i].p->desc->fini(ps[i].data);
+	host_flush(&hr);
+	rm_rf(sp->workspace);
+	_exit(0);
+}

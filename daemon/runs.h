@@ -1,0 +1,63 @@
+/*
+ * runs.h - the life of runs inside dbtd: creating them (Queued or
+ * Skipped), run slots, forking a runner per run, turning runner events into
+ * stored state, finishing runs, and pushing changes to watching clients.
+ */
+#ifndef DBTD_RUNS_H
+#define DBTD_RUNS_H
+
+#include <stdint.h>
+
+#include "dbtd.pb-c.h"
+
+struct daemon;
+struct runs;
+struct client;
+
+/* An error for a person: a code of the wire protocol and a message. */
+struct runs_err {
+	Dbtd__ErrorCode code;
+	char msg[512];
+};
+
+/* runs_new - set up run handling with `slots` concurrent runs. */
+int runs_new(struct runs **out, struct daemon *d, unsigned slots);
+
+/*
+ * runs_recover - after a start: runs left Running by a dbtd that died
+ * become Failed (their process groups are killed); Queued runs are queued
+ * again in id order and started when slots allow.
+ */
+int runs_recover(struct runs *r);
+
+/*
+ * runs_trigger - create a run of job `job` (Queued, or Skipped when the job
+ * already has a Queued or Running run) and start it when a slot is free.
+ * *out gets a copy of the new run (free with dbtd__run__free_unpacked).
+ * Returns 0 or -errno with e filled.
+ */
+int runs_trigger(struct runs *r, const char *job, Dbtd__Trigger trigger,
+                 const char *triggered_by, Dbtd__Run **out, struct runs_err *e);
+
+/*
+ * runs_watch - send client c the run's current state and then every change
+ * until it ends; the last frame has `end` set.  -ENOENT for no such run.
+ */
+int runs_watch(struct runs *r, uint64_t id, struct client *c);
+
+/* runs_forget_client - c is going away: stop sending it anything. */
+void runs_forget_client(struct runs *r, struct client *c);
+
+/* runs_get - the current state of run id (stored).  0 or -errno. */
+int runs_get(struct runs *r, uint64_t id, Dbtd__Run **out);
+
+/* runs_active_count - runs in progress (for tests and logs). */
+unsigned runs_active_count(const struct runs *r);
+
+/*
+ * runs_shutdown - dbtd is stopping: stop every run's processes, record
+ * those runs as Failed, free everything.
+ */
+void runs_free(struct runs *r);
+
+#endif /* DBTD_RUNS_H */

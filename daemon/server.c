@@ -1,0 +1,505 @@
+/* server.c - dbtd's Unix socket: clients, frames, output queues. */
+#include "config.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "dispatch.h"
+#include "frame.h"
+#include "log.h"
+#include "runs.h"
+#include "server.h"
+#include "util.h"
+
+#define CLIENT_STALL_S 5.0             /* a half frame may wait this long */
+#define CLIENT_MAX_QUEUE (64u << 20)   /* a reader further behind is dropped */
+#define ACCEPT_BACKOFF_S 1.0
+
+struct client {
+	struct server *srv;
+	struct client *prev, *next;
+	int fd;
+	ev_io rio, wio;
+	ev_timer stall, reap;
+	struct frame_buf in;
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
+	int hello;      /* Hello exchanged */
+	int closing;    /* close once the output queue is empty */
+	int dead;       /* closed; freed from the reap timer */
+	uid_t uid;
+	pid_t pid;
+	char user[64];
+	unsigned long serial;
+};
+
+struct server {
+	struct daemon *d;
+	int fd;
+	char *path;       /* socket file we created, or NULL (adopted) */
+	ev_io accept_io;
+	ev_timer backoff;
+	struct client *clients;
+	unsigned long serial;
+};
+
+static void client_kill(struct client *c, const char *why);
+
+/* Free a dead client (reap timer). */
+static void
+client_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+	struct server *srv = c->srv;
+
+	(void)revents;
+	ev_timer_stop(loop, &c->reap);
+	ev_timer_stop(loop, &c->stall);
+	runs_forget_client(srv->d->runs, c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	frame_buf_free(&c->in);
+	free(c->out);
+	free(c);
+}
+
+/* Close c now; its memory goes at the next loop iteration. */
+static void
+client_kill(struct client *c, const char *why)
+{
+	struct ev_loop *loop = c->srv->d->loop;
+
+	if (c->dead)
+		return;
+	if (why)
+		log_info("client %lu (%s, pid %d): %s; connection closed", c->serial,
+		         c->user, (int)c->pid, why);
+	c->dead = 1;
+	ev_io_stop(loop, &c->rio);
+	ev_io_stop(loop, &c->wio);
+	ev_timer_stop(loop, &c->stall);
+	close(c->fd);
+	c->fd = -1;
+	ev_timer_set(&c->reap, 0., 0.);
+	ev_timer_start(loop, &c->reap);
+}
+
+/* Write as much of the output queue as the socket takes. */
+static int
+client_flush(struct client *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			return -errno;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out_len) {
+		c->out_off = c->out_len = 0;
+		ev_io_stop(c->srv->d->loop, &c->wio);
+		if (c->closing)
+			client_kill(c, NULL);
+	} else {
+		ev_io_start(c->srv->d->loop, &c->wio);
+	}
+	return 0;
+}
+
+/* The socket can take more output. */
+static void
+client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = w->data;
+	int rc;
+
+	(void)loop; (void)revents;
+	rc = client_flush(c);
+	if (rc < 0)
+		client_kill(c, strerror(-rc));
+}
+
+int
+client_send(struct client *c, const Dbtd__Response *resp)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (c->dead)
+		return -EPIPE;
+	rc = frame_pack(&resp->base, &buf, &len);
+	if (rc < 0) {
+		log_err("client %lu: cannot encode a response: %s", c->serial, strerror(-rc));
+		return rc;
+	}
+	if (c->out_len - c->out_off + len > CLIENT_MAX_QUEUE) {
+		free(buf);
+		client_kill(c, "too far behind reading its responses");
+		return -ENOBUFS;
+	}
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_cap - c->out_len < len) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		uint8_t *p;
+		if (c->out_off > 0) {
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		while (cap - c->out_len < len)
+			cap *= 2;
+		p = realloc(c->out, cap);
+		if (p == NULL) {
+			free(buf);
+			client_kill(c, "out of memory");
+			return -ENOMEM;
+		}
+		c->out = p;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, buf, len);
+	c->out_len += len;
+	free(buf);
+	rc = client_flush(c);
+	if (rc < 0) {
+		client_kill(c, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int
+client_error(struct client *c, Dbtd__ErrorCode code, const char *fmt, ...)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__Error err = DBTD__ERROR__INIT;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err.code = code;
+	err.message = msg;
+	resp.body_case = DBTD__RESPONSE__BODY_ERROR;
+	resp.error = &err;
+	return client_send(c, &resp);
+}
+
+const char *
+client_user(const struct client *c)
+{
+	return c->user;
+}
+
+void
+client_close_after_flush(struct client *c)
+{
+	if (c->dead)
+		return;
+	c->closing = 1;
+	ev_io_stop(c->srv->d->loop, &c->rio);
+	ev_timer_stop(c->srv->d->loop, &c->stall);
+	if (c->out_off == c->out_len)
+		client_kill(c, NULL);
+}
+
+/* Handle one whole request frame. */
+static void
+client_frame(struct client *c, const uint8_t *payload, size_t plen)
+{
+	Dbtd__Request *req = dbtd__request__unpack(NULL, plen, payload);
+
+	if (req == NULL) {
+		log_info("client %lu: a frame of %zu bytes is not a dbtd.Request", c->serial, plen);
+		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL,
+		             "malformed request: a %zu-byte frame does not decode as dbtd.Request", plen);
+		client_close_after_flush(c);
+		return;
+	}
+	if (!c->hello && req->body_case != DBTD__REQUEST__BODY_HELLO) {
+		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL,
+		             "the first request on a connection must be Hello");
+		client_close_after_flush(c);
+	} else if (req->body_case == DBTD__REQUEST__BODY_HELLO) {
+		if (dispatch_hello(c->srv->d, c, req->hello) == 0)
+			c->hello = 1;
+		else
+			client_close_after_flush(c);
+	} else {
+		dispatch_request(c->srv->d, c, req);
+	}
+	dbtd__request__free_unpacked(req, NULL);
+}
+
+/* A half frame waited too long. */
+static void
+client_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+
+	(void)loop; (void)revents;
+	client_kill(c, "sent part of a frame and stalled");
+}
+
+/* Bytes (or EOF) arrived from a client. */
+static void
+client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = w->data;
+	const uint8_t *payload;
+	size_t plen;
+	ssize_t n;
+	int rc;
+
+	(void)revents;
+	n = frame_buf_fill(&c->in, c->fd);
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		if (n == 0 && frame_buf_pending(&c->in) == 0)
+			client_kill(c, NULL);
+		else
+			client_kill(c, n == 0 ? "closed in the middle of a frame" : strerror((int)-n));
+		return;
+	}
+	while (!c->dead && !c->closing &&
+	       (rc = frame_buf_next(&c->in, &payload, &plen)) == 1)
+		client_frame(c, payload, plen);
+	if (c->dead || c->closing)
+		return;
+	if (rc < 0) {
+		log_info("client %lu: %s", c->serial, rc == -ERANGE ?
+		         "frame over the 16 MiB limit" : "zero-length frame");
+		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL, rc == -ERANGE ?
+		             "frame length exceeds the 16 MiB limit" :
+		             "zero-length frame: every frame carries one message");
+		client_close_after_flush(c);
+		return;
+	}
+	if (frame_buf_pending(&c->in) > 0) {
+		c->stall.repeat = CLIENT_STALL_S;
+		ev_timer_again(loop, &c->stall);
+	} else {
+		ev_timer_stop(loop, &c->stall);
+	}
+}
+
+/* Fill in the peer's uid, pid and user name. */
+static void
+client_peer(struct client *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	c->uid = (uid_t)-1;
+	snprintf(c->user, sizeof(c->user), "unknown");
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return;
+	c->uid = cred.uid;
+	c->pid = cred.pid;
+	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		snprintf(c->user, sizeof(c->user), "%s", res->pw_name);
+	else
+		snprintf(c->user, sizeof(c->user), "uid:%u", (unsigned)cred.uid);
+}
+
+/* Resume accepting after a descriptor shortage. */
+static void
+accept_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &srv->accept_io);
+}
+
+/* A client is connecting. */
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server *srv = w->data;
+	struct client *c;
+	int fd;
+
+	(void)revents;
+	fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			log_warn("cannot accept a client: %s; pausing accepts for %.0f s",
+			         strerror(errno), ACCEPT_BACKOFF_S);
+			ev_io_stop(loop, &srv->accept_io);
+			ev_timer_set(&srv->backoff, ACCEPT_BACKOFF_S, 0.);
+			ev_timer_start(loop, &srv->backoff);
+		}
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->serial = ++srv->serial;
+	frame_buf_init(&c->in);
+	client_peer(c);
+	ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
+	ev_init(&c->stall, client_stall_cb);
+	ev_init(&c->reap, client_reap_cb);
+	c->rio.data = c->wio.data = c->stall.data = c->reap.data = c;
+	c->next = srv->clients;
+	if (c->next)
+		c->next->prev = c;
+	srv->clients = c;
+	ev_io_start(loop, &c->rio);
+	log_debug("client %lu connected (%s, pid %d)", c->serial, c->user, (int)c->pid);
+}
+
+/* Common setup once a listening fd exists. */
+static int
+server_start(struct server **out, struct daemon *d, int fd, char *path)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+
+	if (srv == NULL) {
+		close(fd);
+		free(path);
+		return -ENOMEM;
+	}
+	srv->d = d;
+	srv->fd = fd;
+	srv->path = path;
+	ev_io_init(&srv->accept_io, accept_cb, fd, EV_READ);
+	ev_init(&srv->backoff, accept_backoff_cb);
+	srv->accept_io.data = srv->backoff.data = srv;
+	ev_io_start(d->loop, &srv->accept_io);
+	*out = srv;
+	return 0;
+}
+
+/* Unlink a socket file nobody answers on; -EADDRINUSE when someone does. */
+static int
+clear_stale_socket(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(fd);
+	if (rc == 0)
+		return -EADDRINUSE;
+	if (errno == ECONNREFUSED)
+		unlink(sa->sun_path);
+	return 0;
+}
+
+int
+server_listen(struct server **out, struct daemon *d, const char *path, mode_t mode)
+{
+	struct sockaddr_un sa;
+	char *dir, *slash;
+	mode_t old;
+	int fd, rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_err("socket path %s is longer than %zu bytes; choose a shorter --socket",
+		        path, sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	dir = strdup(path);
+	if (dir == NULL)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		rc = mkdir_p(dir, 0755);
+		if (rc < 0) {
+			log_err("cannot create socket directory %s: %s", dir, strerror(-rc));
+			free(dir);
+			return rc;
+		}
+	}
+	free(dir);
+	rc = clear_stale_socket(&sa);
+	if (rc == -EADDRINUSE) {
+		log_err("another dbtd is already serving %s; stop it or choose another --socket", path);
+		return rc;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || chmod(path, mode) < 0 || listen(fd, 128) < 0) {
+		rc = -errno;
+		log_err("cannot listen on %s: %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	log_info("listening on %s (mode %04o)", path, (unsigned)mode);
+	return server_start(out, d, fd, strdup(path));
+}
+
+int
+server_adopt(struct server **out, struct daemon *d, int fd)
+{
+	int rc = set_nonblock_cloexec(fd);
+
+	if (rc < 0)
+		return rc;
+	log_info("serving the inherited socket (fd %d)", fd);
+	return server_start(out, d, fd, NULL);
+}
+
+void
+server_free(struct server *srv)
+{
+	struct client *c, *next;
+
+	if (srv == NULL)
+		return;
+	ev_io_stop(srv->d->loop, &srv->accept_io);
+	ev_timer_stop(srv->d->loop, &srv->backoff);
+	for (c = srv->clients; c; c = next) {
+		next = c->next;
+		client_kill(c, NULL);
+		ev_timer_stop(srv->d->loop, &c->reap);
+		frame_buf_free(&c->in);
+		free(c->out);
+		free(c);
+	}
+	close(srv->fd);
+	if (srv->path) {
+		unlink(srv->path);
+		free(srv->path);
+	}
+	free(srv);
+}

@@ -1,0 +1,45 @@
+/*
+ * server.h - dbtd's Unix socket: accepting clients, reading request frames,
+ * queueing response frames.  Policy (what a request does) is in dispatch.c.
+ */
+#ifndef DBTD_SERVER_H
+#define DBTD_SERVER_H
+
+#include <sys/types.h>
+
+#include "dbtd.pb-c.h"
+
+struct daemon;
+struct server;
+struct client;
+
+/*
+ * server_listen - bind and listen on a Unix socket at path (creating its
+ * directory, mode 0755, replacing a stale socket file; refusing when another
+ * dbtd answers there) with file mode `mode`.  0 or -errno (logged).
+ */
+int server_listen(struct server **out, struct daemon *d, const char *path, mode_t mode);
+
+/* server_adopt - serve an already listening socket fd (socket activation). */
+int server_adopt(struct server **out, struct daemon *d, int fd);
+
+/* server_free - stop accepting, close every client, free; NULL is fine. */
+void server_free(struct server *srv);
+
+/*
+ * client_send - queue one response frame to c.  Returns 0, or -errno when
+ * the client is gone or too far behind (it is then closed).
+ */
+int client_send(struct client *c, const Dbtd__Response *resp);
+
+/* client_error - queue an Error response with a formatted message. */
+int client_error(struct client *c, Dbtd__ErrorCode code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* client_user - the user name of the peer (from SO_PEERCRED). */
+const char *client_user(const struct client *c);
+
+/* client_close_after_flush - close c once its queued frames are written. */
+void client_close_after_flush(struct client *c);
+
+#endif /* DBTD_SERVER_H */

@@ -1,0 +1,110 @@
+/*
+ * store.h - dbtd's state in LMDB: projects, environments, jobs, runs and
+ * step logs, each record a protobuf message of proto/dbtd.proto.
+ *
+ * Every write is its own transaction, committed (durable) before the call
+ * returns.  Integer keys are big-endian so cursor order is numeric order.
+ * Messages returned through `out` parameters are unpacked copies the
+ * caller frees with protobuf_c_message_free_unpacked(msg, NULL).
+ */
+#ifndef DBTD_STORE_H
+#define DBTD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dbtd.pb-c.h"
+
+struct store;
+
+/* The three named object kinds. */
+enum store_kind { STORE_PROJECT, STORE_ENVIRONMENT, STORE_JOB };
+
+/* Runs matching these are listed; zero fields match everything. */
+struct store_run_filter {
+	const char *job;        /* job name (runs keep it after the job is removed) */
+	Dbtd__RunStatus status;
+	Dbtd__Trigger trigger;
+	const char *branch;
+};
+
+/* store_open - open (creating) the LMDB environment in dir. 0 or -errno. */
+int store_open(struct store **out, const char *dir);
+
+/* store_close - close the environment; NULL is fine. */
+void store_close(struct store *st);
+
+/* store_strerror - a message for a store error code (negative errno or MDB_*). */
+const char *store_strerror(int rc);
+
+/*
+ * store_obj_add - add a named object.  Assigns a new id, stores it in
+ * *idp (which points into msg, so the stored record carries it), and
+ * indexes `name`.  -EEXIST when the name is taken.
+ */
+int store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
+                  const char *name, uint64_t *idp);
+
+/* store_obj_get - the object with id.  -ENOENT when there is none. */
+int store_obj_get(struct store *st, enum store_kind kind, uint64_t id,
+                  ProtobufCMessage **out);
+
+/* store_obj_find - the object named name.  -ENOENT when there is none. */
+int store_obj_find(struct store *st, enum store_kind kind, const char *name,
+                   ProtobufCMessage **out);
+
+/*
+ * store_obj_list - call fn for every object of a kind in id order; fn
+ * takes ownership of msg.  A non-zero return of fn stops the walk and is
+ * returned.
+ */
+int store_obj_list(struct store *st, enum store_kind kind,
+                   int (*fn)(void *arg, ProtobufCMessage *msg), void *arg);
+
+/* store_obj_remove - remove the object with id, named name. 0 or -errno. */
+int store_obj_remove(struct store *st, enum store_kind kind, uint64_t id,
+                     const char *name);
+
+/* store_run_create - store a new run, assigning run->id. 0 or -errno. */
+int store_run_create(struct store *st, Dbtd__Run *run);
+
+/* store_run_put - store the current state of an existing run. 0 or -errno. */
+int store_run_put(struct store *st, const Dbtd__Run *run);
+
+/* store_run_get - the run with id.  -ENOENT when there is none. */
+int store_run_get(struct store *st, uint64_t id, Dbtd__Run **out);
+
+/*
+ * store_run_list - runs matching f, newest first, ids below `before`
+ * (0: no bound), at most `limit`; fn takes ownership of each run.
+ */
+int store_run_list(struct store *st, const struct store_run_filter *f,
+                   uint64_t before, unsigned limit,
+                   int (*fn)(void *arg, Dbtd__Run *run), void *arg);
+
+/*
+ * store_runs_active - call fn for every run that is Queued or Running,
+ * oldest first (fn takes ownership).
+ */
+int store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run),
+                      void *arg);
+
+/* store_job_has_active_run - id of the job's Queued/Running run, or 0. */
+uint64_t store_job_active_run(struct store *st, uint64_t job_id);
+
+/*
+ * store_log_append - store one packed LogChunk of a run's step under
+ * sequence number seq.  0 or -errno.
+ */
+int store_log_append(struct store *st, uint64_t run_id, uint32_t step,
+                     uint32_t seq, const uint8_t *data, size_t len);
+
+/*
+ * store_log_walk - call fn with every stored chunk of a run (step 0: all
+ * steps) in order.  A non-zero return of fn stops the walk.
+ */
+int store_log_walk(struct store *st, uint64_t run_id, uint32_t step,
+                   int (*fn)(void *arg, uint32_t step, const uint8_t *data,
+                             size_t len), void *arg);
+
+#endif /* DBTD_STORE_H */

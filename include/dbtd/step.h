@@ -1,0 +1,216 @@
+/*
+ * dbtd/step.h - the dbtd step plugin ABI, version 1.
+ *
+ * A step plugin is a shared object that implements one step type (for
+ * example "git-clone" or "dbt").  It exports exactly one symbol,
+ *
+ *     const struct dbtd_step_plugin dbtd_step_plugin_v1;
+ *
+ * and links against no symbol of dbtd: every service of the host reaches the
+ * plugin through the function table (struct dbtd_host) passed to each entry
+ * point.  A plugin therefore builds from this header alone:
+ *
+ *     cc -shared -fPIC -Wl,--no-undefined $(pkg-config --cflags dbtd-step) \
+ *        -o my-step.so my-step.c
+ *
+ * ABI rules
+ *   - DBTD_STEP_ABI_MAJOR changes only when an existing member changes
+ *     meaning or position.  dbtd refuses a plugin whose abi_major differs
+ *     from its own, and logs why.
+ *   - New members are only ever appended to struct dbtd_host and struct
+ *     dbtd_step_plugin; each struct starts with its own size so either side
+ *     can tell which members the other one has.  Use DBTD_HOST_HAS() before
+ *     calling a member added after 1.0.
+ *
+ * Threading and process model
+ *   - dbtd forks one runner process per run.  The runner calls the plugin's
+ *     entry points, one step at a time, from a single thread.  A plugin may
+ *     keep state in globals, but must not assume two steps of one run share
+ *     a process with any other run.
+ *   - A plugin that crashes or calls exit() ends only its run: the run fails
+ *     with an error naming the step and the signal or exit status.
+ *
+ * Ownership
+ *   - Strings passed to the plugin by the host (parameters, workspace path,
+ *     lines given to a line callback) are owned by the host and valid until
+ *     the entry point returns (lines: until the callback returns).  Copy
+ *     what you keep.
+ *   - Strings the plugin passes to the host are copied before the call
+ *     returns; the plugin keeps ownership.
+ */
+#ifndef DBTD_STEP_H
+#define DBTD_STEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DBTD_STEP_ABI_MAJOR 1
+#define DBTD_STEP_ABI_MINOR 0
+
+/* Name of the symbol every plugin exports. */
+#define DBTD_STEP_PLUGIN_SYMBOL "dbtd_step_plugin_v1"
+
+/* Status codes returned by entry points. */
+#define DBTD_STEP_OK       0 /* the step succeeded */
+#define DBTD_STEP_FAILED   1 /* the step failed; set_error() says why */
+#define DBTD_STEP_CANCELED 2 /* the step stopped because cancel was requested */
+
+/* Log streams, the `stream` argument of log and line callbacks. */
+#define DBTD_STREAM_INFO   0 /* a line the plugin writes itself */
+#define DBTD_STREAM_STDOUT 1 /* a line a child wrote to stdout */
+#define DBTD_STREAM_STDERR 2 /* a line a child wrote to stderr */
+
+/* Return values of a line callback. */
+#define DBTD_LINE_KEEP 0 /* store the line in the step log as it came */
+#define DBTD_LINE_DROP 1 /* the callback dealt with it (e.g. logged another form) */
+
+#if defined(__GNUC__)
+#define DBTD_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define DBTD_PRINTF(fmt, args)
+#endif
+
+/* One step being executed.  Opaque: only the host looks inside. */
+typedef struct dbtd_step_ctx dbtd_step_ctx;
+
+/*
+ * A line callback, given to spawn().  Called for every complete line the
+ * child writes (without the trailing newline; `line` is NUL-terminated and
+ * `len` excludes the NUL), in order per stream.  Return DBTD_LINE_KEEP to
+ * have the host store the line, DBTD_LINE_DROP when the callback logged
+ * what it wanted itself.
+ */
+typedef int (*dbtd_line_fn)(void *arg, dbtd_step_ctx *ctx, int stream,
+                            const char *line, size_t len);
+
+/*
+ * How to start a child process.  Zero-initialise, set `size` to
+ * sizeof(struct dbtd_spawn), then fill what you need.
+ */
+struct dbtd_spawn {
+	uint32_t size;              /* sizeof(struct dbtd_spawn) */
+	const char *const *argv;    /* argv[0] is looked up on PATH; NULL-terminated */
+	const char *const *env;     /* "KEY=VALUE" entries added to the runner's
+	                               environment, NULL-terminated, or NULL */
+	const char *cwd;            /* working directory, or NULL for the workspace */
+	dbtd_line_fn on_line;       /* optional line callback */
+	void *arg;                  /* passed to on_line */
+};
+
+/*
+ * The host function table.  dbtd passes it to every entry point.
+ */
+struct dbtd_host {
+	uint32_t size;      /* sizeof(struct dbtd_host) of the host */
+	uint32_t abi_major; /* DBTD_STEP_ABI_MAJOR of the host */
+	uint32_t abi_minor; /* DBTD_STEP_ABI_MINOR of the host */
+
+	/*
+	 * log - append one line to the step log (stream DBTD_STREAM_INFO).
+	 * The host timestamps it and masks known secrets in it.
+	 */
+	void (*log)(dbtd_step_ctx *ctx, const char *fmt, ...) DBTD_PRINTF(2, 3);
+
+	/*
+	 * spawn - run a child process to completion.  Its stdout and stderr are
+	 * captured line by line into the step log (through on_line when set).
+	 * The child leads no process group of its own: cancel reaches it with
+	 * the rest of the run.  The exact command line is logged first, with
+	 * secrets masked.
+	 *
+	 * Returns 0 and stores the wait(2) status in *status, or a negative
+	 * errno when the child could not be started (also logged).
+	 */
+	int (*spawn)(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec,
+	             int *status);
+
+	/*
+	 * param - a run or step parameter, or NULL when it is not set.
+	 * Run parameters: "run.id", "project.repo", "project.subdir",
+	 * "env.name", "env.branch", "env.dbt", "env.vars" (KEY=VALUE lines),
+	 * "dest.type", "dest.path", "dest.host", "dest.port", "dest.user",
+	 * "dest.dbname", "dest.schema", "dest.threads",
+	 * "secret.dest.password" (never log it).
+	 * Step parameters: "step.name", "step.command" (for dbt steps) and the
+	 * KEY=VALUE pairs given with the job's step.
+	 * Outputs of earlier steps (see set_output) are parameters too.
+	 */
+	const char *(*param)(dbtd_step_ctx *ctx, const char *key);
+
+	/*
+	 * set_output - publish a value for later steps and for the run record.
+	 * Known keys: "run.commit_sha" (the resolved 40-hex commit),
+	 * "run.project_dir" (the dbt project directory), "run.profiles_dir"
+	 * (the directory holding profiles.yml).  Returns 0 or -errno.
+	 */
+	int (*set_output)(dbtd_step_ctx *ctx, const char *key, const char *value);
+
+	/* workspace - this run's private directory (absolute path). */
+	const char *(*workspace)(dbtd_step_ctx *ctx);
+
+	/* cancel_requested - non-zero once the run is being canceled. */
+	int (*cancel_requested)(dbtd_step_ctx *ctx);
+
+	/*
+	 * set_error - the one-line reason the step failed; it becomes the run's
+	 * error summary.  The last call wins.
+	 */
+	void (*set_error)(dbtd_step_ctx *ctx, const char *fmt, ...) DBTD_PRINTF(2, 3);
+
+	/*
+	 * log_line - append one line of `len` bytes (no newline needed; need
+	 * not be NUL-terminated) to the step log under `stream`.  For line
+	 * callbacks that store a transformed form of what a child printed.
+	 * Secrets are masked like in log().
+	 */
+	void (*log_line)(dbtd_step_ctx *ctx, int stream, const char *text, size_t len);
+
+	/* New members are appended here. */
+};
+
+/* True when the host table `h` has member `m` (for members after 1.0). */
+#define DBTD_HOST_HAS(h, m) \
+	((h)->size >= offsetof(struct dbtd_host, m) + sizeof((h)->m) && (h)->m != NULL)
+
+/*
+ * The descriptor a plugin exports as dbtd_step_plugin_v1.
+ */
+struct dbtd_step_plugin {
+	uint32_t size;        /* sizeof(struct dbtd_step_plugin) */
+	uint32_t abi_major;   /* DBTD_STEP_ABI_MAJOR the plugin was built for */
+	uint32_t abi_minor;   /* DBTD_STEP_ABI_MINOR the plugin was built for */
+	const char *type;     /* step type name, e.g. "git-clone"; unique */
+	const char *description; /* one line for `dbtctl plugin list` */
+
+	/*
+	 * init - optional; called once in the runner before the plugin's first
+	 * step of a run.  Store per-run state in *data.  Return DBTD_STEP_OK or
+	 * DBTD_STEP_FAILED (the step then fails).
+	 */
+	int (*init)(const struct dbtd_host *host, dbtd_step_ctx *ctx, void **data);
+
+	/* fini - optional; called once in the runner after the run's last step. */
+	void (*fini)(void *data);
+
+	/*
+	 * run - execute one step.  Returns DBTD_STEP_OK, DBTD_STEP_FAILED (with
+	 * set_error) or DBTD_STEP_CANCELED.
+	 */
+	int (*run)(const struct dbtd_host *host, dbtd_step_ctx *ctx, void *data);
+};
+
+/* Fill the ABI fields of a descriptor. */
+#define DBTD_STEP_PLUGIN_INIT \
+	.size = sizeof(struct dbtd_step_plugin), \
+	.abi_major = DBTD_STEP_ABI_MAJOR, \
+	.abi_minor = DBTD_STEP_ABI_MINOR
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DBTD_STEP_H */

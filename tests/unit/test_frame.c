@@ -1,0 +1,235 @@
+/* test_frame.c - framing: partial reads, oversize, garbage, zero length. */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dbtd.pb-c.h"
+#include "frame.h"
+
+/* Encode a header announcing n bytes. */
+static void
+header(uint8_t *p, uint32_t n)
+{
+	p[0] = (uint8_t)(n >> 24);
+	p[1] = (uint8_t)(n >> 16);
+	p[2] = (uint8_t)(n >> 8);
+	p[3] = (uint8_t)n;
+}
+
+/* A frame is reported only once all of it is there. */
+static void
+test_parse_partial(void **state)
+{
+	uint8_t buf[4 + 5] = { 0 };
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	header(buf, 5);
+	memcpy(buf + 4, "hello", 5);
+	for (size_t have = 0; have < sizeof(buf); have++)
+		assert_int_equal(frame_parse(buf, have, &p, &n), 0);
+	assert_int_equal(frame_parse(buf, sizeof(buf), &p, &n), 1);
+	assert_int_equal(n, 5);
+	assert_memory_equal(p, "hello", 5);
+}
+
+/* Lengths over 16 MiB are refused from the header alone. */
+static void
+test_parse_oversize(void **state)
+{
+	uint8_t buf[4];
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	header(buf, FRAME_MAX + 1);
+	assert_int_equal(frame_parse(buf, 4, &p, &n), -ERANGE);
+	header(buf, 0xffffffffu);
+	assert_int_equal(frame_parse(buf, 4, &p, &n), -ERANGE);
+	header(buf, FRAME_MAX); /* exactly the cap: allowed, just incomplete */
+	assert_int_equal(frame_parse(buf, 4, &p, &n), 0);
+}
+
+/* Text sent to the socket (e.g. an HTTP request) reads as an oversize length. */
+static void
+test_parse_garbage(void **state)
+{
+	const char *http = "GET / HTTP/1.1\r\n\r\n";
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(frame_parse((const uint8_t *)http, strlen(http), &p, &n), -ERANGE);
+}
+
+/* A zero-length frame carries no message and is an error. */
+static void
+test_parse_zero(void **state)
+{
+	uint8_t buf[4] = { 0, 0, 0, 0 };
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(frame_parse(buf, 4, &p, &n), -EBADMSG);
+}
+
+/* Bytes arriving one at a time over a socket assemble into whole frames. */
+static void
+test_buf_byte_by_byte(void **state)
+{
+	Dbtd__Request req = DBTD__REQUEST__INIT, *got;
+	Dbtd__Hello hello = DBTD__HELLO__INIT;
+	struct frame_buf fb;
+	const uint8_t *p;
+	uint8_t *wire;
+	size_t wlen, n;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	hello.protocol_version = 1;
+	hello.client = (char *)"test";
+	req.body_case = DBTD__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	assert_int_equal(frame_pack(&req.base, &wire, &wlen), 0);
+	frame_buf_init(&fb);
+	for (size_t i = 0; i < wlen; i++) {
+		assert_int_equal(frame_buf_next(&fb, &p, &n), 0);
+		assert_int_equal(write(sv[0], wire + i, 1), 1);
+		assert_int_equal(frame_buf_fill(&fb, sv[1]), 1);
+	}
+	assert_int_equal(frame_buf_next(&fb, &p, &n), 1);
+	got = dbtd__request__unpack(NULL, n, p);
+	assert_non_null(got);
+	assert_int_equal(got->body_case, DBTD__REQUEST__BODY_HELLO);
+	assert_string_equal(got->hello->client, "test");
+	dbtd__request__free_unpacked(got, NULL);
+	assert_int_equal(frame_buf_pending(&fb), 0);
+	free(wire);
+	frame_buf_free(&fb);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Two frames in one read come out as two frames, in order. */
+static void
+test_buf_two_in_one(void **state)
+{
+	uint8_t buf[4 + 3 + 4 + 2];
+	struct frame_buf fb;
+	const uint8_t *p;
+	size_t n;
+	int sv[2];
+
+	(void)state;
+	header(buf, 3);
+	memcpy(buf + 4, "abc", 3);
+	header(buf + 7, 2);
+	memcpy(buf + 11, "de", 2);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[0], buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	frame_buf_init(&fb);
+	assert_true(frame_buf_fill(&fb, sv[1]) > 0);
+	assert_int_equal(frame_buf_next(&fb, &p, &n), 1);
+	assert_int_equal(n, 3);
+	assert_memory_equal(p, "abc", 3);
+	assert_int_equal(frame_buf_next(&fb, &p, &n), 1);
+	assert_int_equal(n, 2);
+	assert_memory_equal(p, "de", 2);
+	assert_int_equal(frame_buf_next(&fb, &p, &n), 0);
+	frame_buf_free(&fb);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* A peer that closes in the middle of a frame is reported as such. */
+static void
+test_recv_half_frame_eof(void **state)
+{
+	uint8_t buf[4 + 2];
+	struct frame_buf fb;
+	const uint8_t *p;
+	size_t n;
+	int sv[2];
+
+	(void)state;
+	header(buf, 10);
+	buf[4] = buf[5] = 'x';
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[0], buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	close(sv[0]);
+	frame_buf_init(&fb);
+	assert_int_equal(frame_recv(&fb, sv[1], &p, &n), -EPROTO);
+	frame_buf_free(&fb);
+	close(sv[1]);
+}
+
+/* A clean end of file between frames is not an error. */
+static void
+test_recv_clean_eof(void **state)
+{
+	struct frame_buf fb;
+	const uint8_t *p;
+	size_t n;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	close(sv[0]);
+	frame_buf_init(&fb);
+	assert_int_equal(frame_recv(&fb, sv[1], &p, &n), 0);
+	frame_buf_free(&fb);
+	close(sv[1]);
+}
+
+/* A message bigger than the cap is not packed. */
+static void
+test_pack_oversize(void **state)
+{
+	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
+	Dbtd__LogChunk chunk = DBTD__LOG_CHUNK__INIT;
+	Dbtd__LogLine line = DBTD__LOG_LINE__INIT, *lines[1] = { &line };
+	uint8_t *out = NULL;
+	size_t outlen;
+
+	(void)state;
+	line.text.len = FRAME_MAX + 1;
+	line.text.data = calloc(1, line.text.len);
+	assert_non_null(line.text.data);
+	chunk.n_lines = 1;
+	chunk.lines = lines;
+	ev.body_case = DBTD__RUNNER_EVENT__BODY_LOG;
+	ev.log = &chunk;
+	assert_int_equal(frame_pack(&ev.base, &out, &outlen), -ERANGE);
+	assert_null(out);
+	free(line.text.data);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_partial),
+		cmocka_unit_test(test_parse_oversize),
+		cmocka_unit_test(test_parse_garbage),
+		cmocka_unit_test(test_parse_zero),
+		cmocka_unit_test(test_buf_byte_by_byte),
+		cmocka_unit_test(test_buf_two_in_one),
+		cmocka_unit_test(test_recv_half_frame_eof),
+		cmocka_unit_test(test_recv_clean_eof),
+		cmocka_unit_test(test_pack_oversize),
+	};
+	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
+}

@@ -1,0 +1,255 @@
+/* test_store.c - LMDB store: records round trip, names, run listing, logs. */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store.h"
+#include "util.h"
+
+struct fixture {
+	char dir[64];
+	struct store *st;
+};
+
+/* A fresh store in a temporary directory. */
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/dbtd-test-store-XXXXXX");
+	if (mkdtemp(f->dir) == NULL || store_open(&f->st, f->dir) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+/* Close and remove the store. */
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_close(f->st);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Add a project named name with repo; returns its id. */
+static uint64_t
+add_project(struct store *st, const char *name, const char *repo)
+{
+	Dbtd__Project p = DBTD__PROJECT__INIT;
+
+	p.name = (char *)name;
+	p.repo = (char *)repo;
+	assert_int_equal(store_obj_add(st, STORE_PROJECT, &p.base, name, &p.id), 0);
+	return p.id;
+}
+
+/* Named objects: ids, lookup by name and id, duplicates, removal, reopen. */
+static void
+test_objects_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Project *p;
+	Dbtd__Project dup = DBTD__PROJECT__INIT;
+	uint64_t a, b;
+
+	a = add_project(f->st, "shop", "/srv/git/shop");
+	b = add_project(f->st, "finance", "https://example.com/finance.git");
+	assert_int_equal(a, 1);
+	assert_int_equal(b, 2);
+	dup.name = (char *)"shop";
+	assert_int_equal(store_obj_add(f->st, STORE_PROJECT, &dup.base, "shop", &dup.id), -EEXIST);
+
+	assert_int_equal(store_obj_find(f->st, STORE_PROJECT, "finance", (ProtobufCMessage **)&p), 0);
+	assert_int_equal(p->id, b);
+	assert_string_equal(p->repo, "https://example.com/finance.git");
+	dbtd__project__free_unpacked(p, NULL);
+	assert_int_equal(store_obj_find(f->st, STORE_PROJECT, "nope", (ProtobufCMessage **)&p), -ENOENT);
+
+	/* survives a reopen */
+	store_close(f->st);
+	assert_int_equal(store_open(&f->st, f->dir), 0);
+	assert_int_equal(store_obj_get(f->st, STORE_PROJECT, a, (ProtobufCMessage **)&p), 0);
+	assert_string_equal(p->name, "shop");
+	dbtd__project__free_unpacked(p, NULL);
+
+	assert_int_equal(store_obj_remove(f->st, STORE_PROJECT, a, "shop"), 0);
+	assert_int_equal(store_obj_find(f->st, STORE_PROJECT, "shop", (ProtobufCMessage **)&p), -ENOENT);
+	assert_int_equal(store_obj_get(f->st, STORE_PROJECT, a, (ProtobufCMessage **)&p), -ENOENT);
+	/* the name is free again; the new object gets a new id */
+	assert_int_equal(add_project(f->st, "shop", "/srv/git/shop2"), 3);
+}
+
+/* Collected ids of a listing. */
+struct ids {
+	uint64_t v[64];
+	size_t n;
+};
+
+/* store_run_list callback: record the id. */
+static int
+collect_run(void *arg, Dbtd__Run *run)
+{
+	struct ids *ids = arg;
+
+	ids->v[ids->n++] = run->id;
+	dbtd__run__free_unpacked(run, NULL);
+	return 0;
+}
+
+/* Store a run of job with a status; returns its id. */
+static uint64_t
+add_run(struct store *st, uint64_t job_id, const char *job, Dbtd__RunStatus status,
+        const char *branch)
+{
+	Dbtd__Run r = DBTD__RUN__INIT;
+	Dbtd__Step s = DBTD__STEP__INIT, *steps[1] = { &s };
+
+	r.job_id = job_id;
+	r.job = (char *)job;
+	r.status = status;
+	r.trigger = DBTD__TRIGGER__TRIGGER_MANUAL;
+	r.branch = (char *)branch;
+	s.index = 1;
+	s.name = (char *)"Clone Git repository";
+	r.n_steps = 1;
+	r.steps = steps;
+	assert_int_equal(store_run_create(st, &r), 0);
+	return r.id;
+}
+
+/* Runs list newest first, page with before, filter, and track active runs. */
+static void
+test_runs_list_and_filters(void **state)
+{
+	struct fixture *f = *state;
+	struct store_run_filter flt = { 0 };
+	struct ids ids = { .n = 0 };
+	Dbtd__Run *r;
+
+	for (int i = 1; i <= 30; i++)
+		add_run(f->st, i % 2 ? 1 : 2, i % 2 ? "nightly" : "hourly",
+		        i == 30 ? DBTD__RUN_STATUS__RUN_RUNNING : DBTD__RUN_STATUS__RUN_COMPLETED,
+		        i % 3 ? "main" : "dev");
+	assert_int_equal(store_run_list(f->st, NULL, 0, 10, collect_run, &ids), 0);
+	assert_int_equal(ids.n, 10);
+	assert_int_equal(ids.v[0], 30);
+	assert_int_equal(ids.v[9], 21);
+
+	ids.n = 0;
+	assert_int_equal(store_run_list(f->st, NULL, 21, 5, collect_run, &ids), 0);
+	assert_int_equal(ids.n, 5);
+	assert_int_equal(ids.v[0], 20);
+	assert_int_equal(ids.v[4], 16);
+
+	ids.n = 0;
+	flt.job = "hourly";
+	flt.branch = "dev";
+	assert_int_equal(store_run_list(f->st, &flt, 0, 50, collect_run, &ids), 0);
+	assert_int_equal(ids.n, 5); /* even ids that are multiples of 3: 6..30 */
+	assert_int_equal(ids.v[0], 30);
+	assert_int_equal(ids.v[4], 6);
+
+	ids.n = 0;
+	memset(&flt, 0, sizeof(flt));
+	flt.status = DBTD__RUN_STATUS__RUN_RUNNING;
+	assert_int_equal(store_run_list(f->st, &flt, 0, 50, collect_run, &ids), 0);
+	assert_int_equal(ids.n, 1);
+	assert_int_equal(ids.v[0], 30);
+
+	/* the active index follows status changes */
+	assert_int_equal(store_job_active_run(f->st, 2), 30);
+	assert_int_equal(store_job_active_run(f->st, 1), 0);
+	ids.n = 0;
+	assert_int_equal(store_runs_active(f->st, collect_run, &ids), 0);
+	assert_int_equal(ids.n, 1);
+	assert_int_equal(store_run_get(f->st, 30, &r), 0);
+	assert_int_equal(r->n_steps, 1);
+	assert_string_equal(r->steps[0]->name, "Clone Git repository");
+	r->status = DBTD__RUN_STATUS__RUN_FAILED;
+	assert_int_equal(store_run_put(f->st, r), 0);
+	dbtd__run__free_unpacked(r, NULL);
+	assert_int_equal(store_job_active_run(f->st, 2), 0);
+	ids.n = 0;
+	assert_int_equal(store_runs_active(f->st, collect_run, &ids), 0);
+	assert_int_equal(ids.n, 0);
+	assert_int_equal(store_run_get(f->st, 31, &r), -ENOENT);
+}
+
+/* Log chunks come back per run and step, in order. */
+struct chunks {
+	char text[256];
+	uint32_t steps[16];
+	size_t n;
+};
+
+/* store_log_walk callback: concatenate. */
+static int
+collect_chunk(void *arg, uint32_t step, const uint8_t *data, size_t len)
+{
+	struct chunks *c = arg;
+
+	strncat(c->text, (const char *)data, len);
+	c->steps[c->n++] = step;
+	return 0;
+}
+
+/* Logs of a run and of one step. */
+static void
+test_logs(void **state)
+{
+	struct fixture *f = *state;
+	struct chunks c = { .n = 0 };
+
+	assert_int_equal(store_log_append(f->st, 7, 1, 0, (const uint8_t *)"a", 1), 0);
+	assert_int_equal(store_log_append(f->st, 7, 1, 1, (const uint8_t *)"b", 1), 0);
+	assert_int_equal(store_log_append(f->st, 7, 2, 2, (const uint8_t *)"c", 1), 0);
+	assert_int_equal(store_log_append(f->st, 8, 1, 0, (const uint8_t *)"X", 1), 0);
+	assert_int_equal(store_log_append(f->st, 6, 3, 0, (const uint8_t *)"Y", 1), 0);
+	assert_int_equal(store_log_walk(f->st, 7, 0, collect_chunk, &c), 0);
+	assert_string_equal(c.text, "abc");
+	assert_int_equal(c.steps[2], 2);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_log_walk(f->st, 7, 2, collect_chunk, &c), 0);
+	assert_string_equal(c.text, "c");
+}
+
+/* The state file is private to dbtd's user. */
+static void
+test_state_private(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0077, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_objects_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runs_list_and_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_private, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
