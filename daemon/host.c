@@ -20,7 +20,7 @@
 
 #define BATCH_BYTES (64u << 10)   /* send log lines at this size ... */
 #define BATCH_MS 100              /* ... or this age */
-#define LINE_MAX_BYTES (1u << 20) /* longer lines are split, with a marker */
+#define LINE_MAX_BYTES DBTD_LINE_MAX /* longer lines are split, with a marker */
 #define SPLIT_MARK " [line continues]"
 
 extern char **environ;
@@ -120,13 +120,31 @@ add_line(dbtd_step_ctx *ctx, int stream, const char *text, size_t len)
 		host_flush(hr);
 }
 
+/* Store a line, in pieces of LINE_MAX_BYTES followed by a marker when longer. */
+static void
+add_long_line(dbtd_step_ctx *ctx, int stream, const char *text, size_t len)
+{
+	while (len > LINE_MAX_BYTES) {
+		char *piece = malloc(LINE_MAX_BYTES + sizeof(SPLIT_MARK));
+		if (piece == NULL)
+			return;
+		memcpy(piece, text, LINE_MAX_BYTES);
+		memcpy(piece + LINE_MAX_BYTES, SPLIT_MARK, sizeof(SPLIT_MARK));
+		add_line(ctx, stream, piece, LINE_MAX_BYTES + sizeof(SPLIT_MARK) - 1);
+		free(piece);
+		text += LINE_MAX_BYTES;
+		len -= LINE_MAX_BYTES;
+	}
+	add_line(ctx, stream, text, len);
+}
+
 /* ABI log_line: store a line under a stream. */
 static void
 h_log_line(dbtd_step_ctx *ctx, int stream, const char *text, size_t len)
 {
 	if (stream < DBTD_STREAM_INFO || stream > DBTD_STREAM_STDERR)
 		stream = DBTD_STREAM_INFO;
-	add_line(ctx, stream, text, len);
+	add_long_line(ctx, stream, text, len);
 }
 
 /* Log a formatted INFO line (ABI log). */
@@ -138,7 +156,7 @@ h_vlog(dbtd_step_ctx *ctx, const char *fmt, va_list ap)
 
 	if (n < 0)
 		return;
-	add_line(ctx, DBTD_STREAM_INFO, s, (size_t)n);
+	add_long_line(ctx, DBTD_STREAM_INFO, s, (size_t)n);
 	free(s);
 }
 
@@ -245,14 +263,14 @@ h_param(dbtd_step_ctx *ctx, const char *key)
 	if (strcmp(key, "step.name") == 0)
 		return s->name;
 	if (strcmp(key, "step.command") == 0)
-		return s->command;
+		return pb_str_set(s->command) ? s->command : NULL;
 	for (size_t i = 0; i < s->n_params; i++)
 		if (strcmp(s->params[i]->key, key) == 0)
-			return s->params[i]->value;
+			return pb_str_set(s->params[i]->value) ? s->params[i]->value : NULL;
 	v = kv_find(ctx->hr->outputs, ctx->hr->noutputs, key);
-	if (v)
-		return v;
-	return kv_find(ctx->hr->params, ctx->hr->nparams, key);
+	if (v == NULL)
+		v = kv_find(ctx->hr->params, ctx->hr->nparams, key);
+	return v && v[0] ? v : NULL; /* empty means not set */
 }
 
 /* ABI set_output: keep for later steps and tell dbtd. */
@@ -370,7 +388,31 @@ drain(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, struct linebuf *lb)
 	return 1;
 }
 
-/* Build the child's environment: ours plus the spec's entries (which win). */
+/* Length of the KEY part of "KEY=VALUE" (or of a bare "KEY"). */
+static size_t
+key_len(const char *e)
+{
+	const char *eq = strchr(e, '=');
+
+	return eq ? (size_t)(eq - e) : strlen(e);
+}
+
+/* True when add[from..] holds an entry for the same KEY as e. */
+static int
+key_in(const char *e, const char *const *add, size_t from)
+{
+	size_t kl = key_len(e);
+
+	for (size_t j = from; add && add[j]; j++)
+		if (key_len(add[j]) == kl && strncmp(add[j], e, kl) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Build the child's environment: ours without the keys the spec names,
+ * then the spec's "KEY=VALUE" entries (the last one for a KEY wins).
+ */
 static char **
 child_env(const char *const *add)
 {
@@ -384,17 +426,11 @@ child_env(const char *const *add)
 	env = calloc(n + m + 1, sizeof(*env));
 	if (env == NULL)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const char *eq = strchr(environ[i], '=');
-		size_t kl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
-		int overridden = 0;
-		for (size_t j = 0; j < m && !overridden; j++)
-			overridden = strncmp(add[j], environ[i], kl) == 0 && add[j][kl] == '=';
-		if (!overridden)
+	for (size_t i = 0; i < n; i++)
+		if (!key_in(environ[i], add, 0))
 			env[k++] = environ[i];
-	}
 	for (size_t j = 0; j < m; j++)
-		if (strchr(add[j], '='))
+		if (strchr(add[j], '=') && !key_in(add[j], add, j + 1))
 			env[k++] = (char *)add[j];
 	return env;
 }
@@ -487,12 +523,14 @@ h_spawn(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, int *status)
 	if (env == NULL || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
 	    pipe2(st, O_CLOEXEC) < 0) {
 		rc = env ? -errno : -ENOMEM;
+		h_log(ctx, "cannot run %s: %s", spec->argv[0], strerror(-rc));
 		goto out;
 	}
 	host_flush(ctx->hr);
 	pid = fork();
 	if (pid < 0) {
 		rc = -errno;
+		h_log(ctx, "cannot run %s: fork: %s", spec->argv[0], strerror(-rc));
 		goto out;
 	}
 	if (pid == 0)

@@ -256,11 +256,11 @@ runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
 		const char *st = "active";
 		if (store_run_get(r->d->store, busy, &other) == 0)
 			st = run_status_json(other->status);
-		char *msg = xasprintf("skipped: job \"%s\" already has run %llu %s",
+		char *msg = xasprintf("job \"%s\" already has run %llu %s",
 		                      jobname, (unsigned long long)busy, st);
 		if (other)
 			dbtd__run__free_unpacked(other, NULL);
-		pb_set_str(&run->error, msg ? msg : "skipped: the job already has an active run");
+		pb_set_str(&run->error, msg ? msg : "the job already has an active run");
 		free(msg);
 		run->finished_at_ms = run->created_at_ms;
 	}
@@ -449,10 +449,7 @@ finish(struct active *a)
 		Dbtd__Step *s = run->steps[i];
 		if (s->status == DBTD__STEP_STATUS__STEP_RUNNING) {
 			char *why = death_text(s, a->wstatus);
-			if (clean)
-				pb_set_str(&s->error, "the runner ended before the step finished");
-			else
-				pb_set_str(&s->error, why);
+			pb_set_str(&s->error, why);
 			s->status = DBTD__STEP_STATUS__STEP_FAILED;
 			s->finished_at_ms = now;
 			first_error(run, s->error);

@@ -7,8 +7,8 @@
  *     const struct dbtd_step_plugin dbtd_step_plugin_v1;
  *
  * and links against no symbol of dbtd: every service of the host reaches the
- * plugin through the function table (struct dbtd_host) passed to each entry
- * point.  A plugin therefore builds from this header alone:
+ * plugin through the function table (struct dbtd_host) passed to init and
+ * run.  A plugin therefore builds from this header alone:
  *
  *     cc -shared -fPIC -Wl,--no-undefined $(pkg-config --cflags dbtd-step) \
  *        -o my-step.so my-step.c
@@ -24,11 +24,24 @@
  *
  * Threading and process model
  *   - dbtd forks one runner process per run.  The runner calls the plugin's
- *     entry points, one step at a time, from a single thread.  A plugin may
- *     keep state in globals, but must not assume two steps of one run share
- *     a process with any other run.
+ *     entry points, one step at a time, from a single thread; call the host
+ *     only from that thread.  Globals are per run: each run has its own
+ *     process, forked from dbtd after the plugins were loaded (so code a
+ *     plugin runs at load time, such as constructors, runs inside dbtd).
+ *   - Leave the SIGINT and SIGTERM handlers alone: the runner's own tell
+ *     cancel_requested() that the run is being canceled.
  *   - A plugin that crashes or calls exit() ends only its run: the run fails
  *     with an error naming the step and the signal or exit status.
+ *
+ * Cancel
+ *   - The runner leads a process group holding every child it spawns.  To
+ *     cancel a run (or stop one past its timeout) dbtd sends SIGINT to the
+ *     whole group, then SIGTERM after a grace period, then SIGKILL.  The
+ *     runner catches SIGINT and SIGTERM: cancel_requested() turns true, and
+ *     children get the signal directly (dbt then cancels its queries).
+ *     Long in-process work should poll cancel_requested() and return
+ *     DBTD_STEP_CANCELED; work that cannot be interrupted ends with the
+ *     SIGKILL of the runner.
  *
  * Ownership
  *   - Strings passed to the plugin by the host (parameters, workspace path,
@@ -64,6 +77,9 @@ extern "C" {
 #define DBTD_STREAM_STDOUT 1 /* a line a child wrote to stdout */
 #define DBTD_STREAM_STDERR 2 /* a line a child wrote to stderr */
 
+/* Longest piece of a line handed to a line callback or stored in a step log. */
+#define DBTD_LINE_MAX (1024u * 1024u)
+
 /* Return values of a line callback. */
 #define DBTD_LINE_KEEP 0 /* store the line in the step log as it came */
 #define DBTD_LINE_DROP 1 /* the callback dealt with it (e.g. logged another form) */
@@ -80,7 +96,10 @@ typedef struct dbtd_step_ctx dbtd_step_ctx;
 /*
  * A line callback, given to spawn().  Called for every complete line the
  * child writes (without the trailing newline; `line` is NUL-terminated and
- * `len` excludes the NUL), in order per stream.  Return DBTD_LINE_KEEP to
+ * `len` excludes the NUL), in order per stream.  A line longer than
+ * DBTD_LINE_MAX bytes arrives in pieces of DBTD_LINE_MAX bytes, each but the
+ * last followed by " [line continues]"; lines given to log() and log_line()
+ * are split the same way.  Return DBTD_LINE_KEEP to
  * have the host store the line, DBTD_LINE_DROP when the callback logged
  * what it wanted itself.
  */
@@ -94,8 +113,10 @@ typedef int (*dbtd_line_fn)(void *arg, dbtd_step_ctx *ctx, int stream,
 struct dbtd_spawn {
 	uint32_t size;              /* sizeof(struct dbtd_spawn) */
 	const char *const *argv;    /* argv[0] is looked up on PATH; NULL-terminated */
-	const char *const *env;     /* "KEY=VALUE" entries added to the runner's
-	                               environment, NULL-terminated, or NULL */
+	const char *const *env;     /* NULL-terminated, or NULL: "KEY=VALUE" sets
+	                               KEY for the child (the last entry for a KEY
+	                               wins); a bare "KEY" removes KEY from the
+	                               environment the child inherits */
 	const char *cwd;            /* working directory, or NULL for the workspace */
 	dbtd_line_fn on_line;       /* optional line callback */
 	void *arg;                  /* passed to on_line */
@@ -122,6 +143,11 @@ struct dbtd_host {
 	 * the rest of the run.  The exact command line is logged first, with
 	 * secrets masked.
 	 *
+	 * The child's stdin is /dev/null; spawn returns once the child has
+	 * exited and its stdout and stderr are closed (a grandchild that keeps
+	 * them open keeps spawn waiting).  A trailing "\r" is removed from each
+	 * line; a last line without a newline is still delivered.
+	 *
 	 * Returns 0 and stores the wait(2) status in *status, or a negative
 	 * errno when the child could not be started (also logged).
 	 */
@@ -129,8 +155,10 @@ struct dbtd_host {
 	             int *status);
 
 	/*
-	 * param - a run or step parameter, or NULL when it is not set.
-	 * Run parameters: "run.id", "project.repo", "project.subdir",
+	 * param - a run or step parameter, or NULL when it is not set (an
+	 * empty value counts as not set).
+	 * Run parameters: "run.id", "job.name", "project.name",
+	 * "project.repo", "project.subdir",
 	 * "env.name", "env.branch", "env.dbt", "env.vars" (KEY=VALUE lines),
 	 * "dest.type", "dest.path", "dest.host", "dest.port", "dest.user",
 	 * "dest.dbname", "dest.schema", "dest.threads",
@@ -142,10 +170,11 @@ struct dbtd_host {
 	const char *(*param)(dbtd_step_ctx *ctx, const char *key);
 
 	/*
-	 * set_output - publish a value for later steps and for the run record.
-	 * Known keys: "run.commit_sha" (the resolved 40-hex commit),
-	 * "run.project_dir" (the dbt project directory), "run.profiles_dir"
-	 * (the directory holding profiles.yml).  Returns 0 or -errno.
+	 * set_output - publish a value to the steps after this one (as a
+	 * parameter of the same key).  Known keys: "run.commit_sha" (the
+	 * resolved 40-hex commit; also recorded in the run), "run.project_dir"
+	 * (the dbt project directory), "run.profiles_dir" (the directory
+	 * holding profiles.yml).  Returns 0 or -errno.
 	 */
 	int (*set_output)(dbtd_step_ctx *ctx, const char *key, const char *value);
 
@@ -157,7 +186,7 @@ struct dbtd_host {
 
 	/*
 	 * set_error - the one-line reason the step failed; it becomes the run's
-	 * error summary.  The last call wins.
+	 * error summary.  The last call wins.  Secrets are masked as in log().
 	 */
 	void (*set_error)(dbtd_step_ctx *ctx, const char *fmt, ...) DBTD_PRINTF(2, 3);
 
@@ -187,18 +216,27 @@ struct dbtd_step_plugin {
 	const char *description; /* one line for `dbtctl plugin list` */
 
 	/*
-	 * init - optional; called once in the runner before the plugin's first
-	 * step of a run.  Store per-run state in *data.  Return DBTD_STEP_OK or
-	 * DBTD_STEP_FAILED (the step then fails).
+	 * init - optional; called once per run, in the runner, just before the
+	 * plugin's first step of the run.  Store per-run state in *data (NULL
+	 * when there is no init).  Return DBTD_STEP_OK, or DBTD_STEP_FAILED with
+	 * set_error (that step then fails and run is not called).
 	 */
 	int (*init)(const struct dbtd_host *host, dbtd_step_ctx *ctx, void **data);
 
-	/* fini - optional; called once in the runner after the run's last step. */
+	/*
+	 * fini - optional; called once per run after its last step (also when a
+	 * step failed or was canceled), for plugins whose init succeeded.  Not
+	 * called when the runner dies (crash, SIGKILL).  It gets no host table:
+	 * it cannot log.
+	 */
 	void (*fini)(void *data);
 
 	/*
 	 * run - execute one step.  Returns DBTD_STEP_OK, DBTD_STEP_FAILED (with
-	 * set_error) or DBTD_STEP_CANCELED.
+	 * set_error; without it the host names the step in the error) or
+	 * DBTD_STEP_CANCELED.  Any other value counts as DBTD_STEP_FAILED; a
+	 * failure while cancel is requested counts as canceled.  ctx is valid
+	 * until run returns.
 	 */
 	int (*run)(const struct dbtd_host *host, dbtd_step_ctx *ctx, void *data);
 };

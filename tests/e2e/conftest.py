@@ -1,0 +1,159 @@
+"""Fixtures for dbtd's end-to-end tests: a real dbtd and dbtctl from the
+build tree, real Git repositories made here, real dbt on real DuckDB files."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+SRC = os.environ.get("DBTD_SRCDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("DBTD_BUILDDIR") or SRC
+VENV = os.environ.get("DBTD_VENV") or os.path.join(SRC, ".venv-dbt")
+DBT = os.path.join(VENV, "bin", "dbt")
+VENV_PY = os.path.join(VENV, "bin", "python")
+DBTD = os.path.join(BUILD, "daemon", "dbtd")
+DBTCTL = os.path.join(BUILD, "client", "dbtctl")
+PLUGIN_DIR = os.path.join(BUILD, "plugins", ".libs")
+EXAMPLE = os.path.join(SRC, "examples", "jaffle_shop")
+FIXTURES = os.path.join(SRC, "tests", "fixtures")
+
+# dbt must never phone home from a test.
+BASE_ENV = dict(os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1",
+                LC_ALL="C.UTF-8")
+BASE_ENV.pop("DBTD_SOCKET", None)
+
+
+def run(cmd, check=True, **kw):
+    """Run a command, capturing text output."""
+    kw.setdefault("env", BASE_ENV)
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+
+
+class Dbtd:
+    """One dbtd process on a private socket and state directory."""
+
+    def __init__(self, root, extra_args=(), env=None):
+        self.root = root
+        self.sock = os.path.join(root, "dbtd.sock")
+        self.state = os.path.join(root, "state")
+        self.logpath = os.path.join(root, "dbtd.log")
+        self.extra_args = list(extra_args)
+        self.env = env or BASE_ENV
+        self.proc = None
+
+    def start(self):
+        self.logfile = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(
+            [DBTD, "--socket", self.sock, "--state-dir", self.state,
+             "--plugin-dir", PLUGIN_DIR] + self.extra_args,
+            stdout=self.logfile, stderr=self.logfile, env=self.env)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("dbtd exited at start:\n" + self.log())
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.sock)
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("dbtd did not listen within 15 s:\n" + self.log())
+
+    def log(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self.logfile.close()
+        return rc
+
+    def ctl(self, *args, env=None, input=None, timeout=600):
+        e = dict(env or BASE_ENV)
+        return subprocess.run([DBTCTL, "--socket", self.sock] + [str(a) for a in args],
+                              capture_output=True, text=True, env=e, input=input,
+                              timeout=timeout)
+
+    def ok(self, *args, **kw):
+        p = self.ctl(*args, **kw)
+        assert p.returncode == 0, f"dbtctl {' '.join(map(str, args))} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
+        return p
+
+    def json(self, *args, **kw):
+        return json.loads(self.ok("--json", *args, **kw).stdout)
+
+
+@pytest.fixture
+def workdir():
+    """A short private directory (Unix socket paths are limited to 107 bytes)."""
+    d = tempfile.mkdtemp(prefix="dbtd-e2e-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def dbtd(workdir):
+    d = Dbtd(workdir).start()
+    yield d
+    rc = d.stop()
+    assert rc == 0, f"dbtd exited with {rc}:\n{d.log()}"
+
+
+def git(repo, *args):
+    return run(["git", "-C", repo] + list(args)).stdout.strip()
+
+
+def make_repo(root, name="shop"):
+    """A Git repository holding the example dbt project on branch main."""
+    repo = os.path.join(root, name)
+    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns(
+        "target", "logs", "dbt_packages", ".user.yml"))
+    run(["git", "init", "-q", "-b", "main", repo])
+    git(repo, "config", "user.email", "tests@dbtd.invalid")
+    git(repo, "config", "user.name", "dbtd tests")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "example project")
+    return repo
+
+
+@pytest.fixture
+def repo(workdir):
+    return make_repo(workdir)
+
+
+def duckdb_count(path, table):
+    """Rows in a table of a DuckDB file, read with the venv's duckdb."""
+    code = ("import duckdb,sys;c=duckdb.connect(sys.argv[1],read_only=True);"
+            "print(c.execute('select count(*) from ' + sys.argv[2]).fetchone()[0])")
+    return int(run([VENV_PY, "-c", code, path, table]).stdout)
+
+
+def setup_job(d, repo, workdir, branch="main", job="nightly", commands=("dbt build",),
+              dbt=DBT, name="shop"):
+    """Add project, DuckDB environment and job; returns the DuckDB path."""
+    db = os.path.join(workdir, "warehouse.duckdb")
+    d.ok("project", "add", name, "--repo", repo)
+    args = ["env", "add", "prod", "--project", name, "--branch", branch,
+            "--destination", "duckdb", "--path", db, "--threads", "2"]
+    if dbt:
+        args += ["--dbt", dbt]
+    d.ok(*args)
+    cmd = ["job", "add", job, "--env", "prod"]
+    for c in commands:
+        cmd += ["--command", c]
+    d.ok(*cmd)
+    return db
