@@ -130,6 +130,25 @@ parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/*
+ * Before the loop waits: commit what this iteration changed, then send
+ * what it has to say (group commit: nothing is reported before it is
+ * durable, and a burst of changes costs one commit).
+ */
+static void
+commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct daemon *d = ev_userdata(loop);
+	int rc;
+
+	(void)w; (void)revents;
+	rc = store_commit(d->store);
+	if (rc < 0)
+		log_err("cannot commit the state to %s: %s; the last changes are lost",
+		        d->state_dir, store_strerror(rc));
+	server_flush(d->server);
+}
+
 /* SIGINT / SIGTERM: leave the loop; shutdown happens after ev_run. */
 static void
 stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -148,6 +167,7 @@ main(int argc, char **argv)
 	struct options o = { 0 };
 	struct daemon d = { 0 };
 	ev_signal sigint_w, sigterm_w;
+	ev_prepare commit_w;
 	char *sock = NULL;
 	int rc, status = 1;
 
@@ -197,6 +217,10 @@ main(int argc, char **argv)
 		goto out;
 	runs_recover(d.runs);
 
+	store_set_group_commit(d.store, 1);
+	ev_prepare_init(&commit_w, commit_cb);
+	ev_set_priority(&commit_w, EV_MAXPRI);
+	ev_prepare_start(d.loop, &commit_w);
 	ev_signal_init(&sigint_w, stop_cb, SIGINT);
 	ev_signal_init(&sigterm_w, stop_cb, SIGTERM);
 	ev_signal_start(d.loop, &sigint_w);
@@ -207,6 +231,8 @@ main(int argc, char **argv)
 out:
 	runs_free(d.runs); /* first: watchers still get the runs' final state */
 	d.runs = NULL;
+	if (d.store)
+		store_commit(d.store);
 	server_free(d.server);
 	store_close(d.store);
 	plugins_free(&d.plugins);

@@ -179,12 +179,21 @@ client_send(struct client *c, const Dbtd__Response *resp)
 	memcpy(c->out + c->out_len, buf, len);
 	c->out_len += len;
 	free(buf);
-	rc = client_flush(c);
-	if (rc < 0) {
-		client_kill(c, strerror(-rc));
-		return rc;
-	}
+	/* Written by server_flush, after the loop iteration's commit. */
 	return 0;
+}
+
+void
+server_flush(struct server *srv)
+{
+	for (struct client *c = srv ? srv->clients : NULL; c; c = c->next) {
+		int rc;
+		if (c->dead || c->out_off == c->out_len || ev_is_active(&c->wio))
+			continue;
+		rc = client_flush(c);
+		if (rc < 0)
+			client_kill(c, strerror(-rc));
+	}
 }
 
 int
@@ -219,8 +228,7 @@ client_close_after_flush(struct client *c)
 	c->closing = 1;
 	ev_io_stop(c->srv->d->loop, &c->rio);
 	ev_timer_stop(c->srv->d->loop, &c->stall);
-	if (c->out_off == c->out_len)
-		client_kill(c, NULL);
+	/* server_flush closes it once the queued frames are written */
 }
 
 /* Handle one whole request frame. */
@@ -488,6 +496,7 @@ server_free(struct server *srv)
 		return;
 	ev_io_stop(srv->d->loop, &srv->accept_io);
 	ev_timer_stop(srv->d->loop, &srv->backoff);
+	server_flush(srv); /* last words: e.g. the final state of watched runs */
 	for (c = srv->clients; c; c = next) {
 		next = c->next;
 		client_kill(c, NULL);

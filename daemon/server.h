@@ -27,8 +27,16 @@ int server_adopt(struct server **out, struct daemon *d, int fd);
 void server_free(struct server *srv);
 
 /*
- * client_send - queue one response frame to c.  Returns 0, or -errno when
- * the client is gone or too far behind (it is then closed).
+ * server_flush - write what is queued for every client.  dbtd calls it once
+ * per loop iteration, after committing the state, so nothing is reported
+ * before it is durable.
+ */
+void server_flush(struct server *srv);
+
+/*
+ * client_send - queue one response frame to c (written by server_flush).
+ * Returns 0, or -errno when the client is gone or too far behind (it is
+ * then closed).
  */
 int client_send(struct client *c, const Dbtd__Response *resp);
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,10 @@
 struct store {
 	MDB_env *env;
 	MDB_dbi obj[3], names[3];
-	MDB_dbi runs, runs_by_job, runs_active, logs;
+	MDB_dbi runs, runs_active, logs;
+	MDB_dbi by_job, by_status, by_trigger, by_branch; /* run indexes */
+	int group;        /* group commit: writes go into `batch` */
+	MDB_txn *batch;   /* the open group transaction, or NULL */
 };
 
 static const char *const obj_db_names[3] = { "projects", "environments", "jobs" };
@@ -102,6 +106,63 @@ txn_commit(MDB_txn *txn)
 	return map_rc(mdb_txn_commit(txn));
 }
 
+/*
+ * Begin the transaction of one store operation.  Reads use the open group
+ * transaction (so they see pending writes) or a read-only one; writes get a
+ * nested transaction of the group one, or a transaction of their own.
+ */
+static int
+op_begin(struct store *st, int write, MDB_txn **txn)
+{
+	int rc;
+
+	if (st->group && write && st->batch == NULL) {
+		rc = txn_begin(st, 0, &st->batch);
+		if (rc < 0)
+			return rc;
+	}
+	if (st->batch) {
+		if (!write) {
+			*txn = st->batch;
+			return 0;
+		}
+		return map_rc(mdb_txn_begin(st->env, st->batch, 0, txn));
+	}
+	return txn_begin(st, write ? 0 : MDB_RDONLY, txn);
+}
+
+/* End an operation begun with op_begin: commit a write that succeeded. */
+static int
+op_end(struct store *st, MDB_txn *txn, int write, int rc)
+{
+	if (txn == st->batch)
+		return rc;
+	if (!write || rc < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return txn_commit(txn);
+}
+
+void
+store_set_group_commit(struct store *st, int on)
+{
+	if (!on)
+		store_commit(st);
+	st->group = on;
+}
+
+int
+store_commit(struct store *st)
+{
+	MDB_txn *txn = st->batch;
+
+	if (txn == NULL)
+		return 0;
+	st->batch = NULL;
+	return txn_commit(txn);
+}
+
 /* Pack msg into a new buffer: its MDB_val.  0 or -ENOMEM. */
 static int
 pack_val(const ProtobufCMessage *msg, MDB_val *v)
@@ -149,6 +210,15 @@ next_id(MDB_txn *txn, MDB_dbi dbi, uint64_t *id)
 int
 store_open(struct store **out, const char *dir)
 {
+	static const struct { const char *name; size_t off; } runs_dbs[] = {
+		{ "runs", offsetof(struct store, runs) },
+		{ "runs_active", offsetof(struct store, runs_active) },
+		{ "logs", offsetof(struct store, logs) },
+		{ "runs_by_job", offsetof(struct store, by_job) },
+		{ "runs_by_status", offsetof(struct store, by_status) },
+		{ "runs_by_trigger", offsetof(struct store, by_trigger) },
+		{ "runs_by_branch", offsetof(struct store, by_branch) },
+	};
 	struct store *st = calloc(1, sizeof(*st));
 	MDB_txn *txn = NULL;
 	int rc;
@@ -177,15 +247,12 @@ store_open(struct store **out, const char *dir)
 		if (rc < 0)
 			goto fail;
 	}
-	rc = map_rc(mdb_dbi_open(txn, "runs", MDB_CREATE, &st->runs));
-	if (rc == 0)
-		rc = map_rc(mdb_dbi_open(txn, "runs_by_job", MDB_CREATE, &st->runs_by_job));
-	if (rc == 0)
-		rc = map_rc(mdb_dbi_open(txn, "runs_active", MDB_CREATE, &st->runs_active));
-	if (rc == 0)
-		rc = map_rc(mdb_dbi_open(txn, "logs", MDB_CREATE, &st->logs));
-	if (rc < 0)
-		goto fail;
+	for (size_t i = 0; i < sizeof(runs_dbs) / sizeof(runs_dbs[0]); i++) {
+		MDB_dbi *dbi = (MDB_dbi *)((char *)st + runs_dbs[i].off);
+		rc = map_rc(mdb_dbi_open(txn, runs_dbs[i].name, MDB_CREATE, dbi));
+		if (rc < 0)
+			goto fail;
+	}
 	rc = txn_commit(txn);
 	txn = NULL;
 	if (rc < 0)
@@ -206,6 +273,7 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	store_commit(st);
 	mdb_env_close(st->env);
 	free(st);
 }
@@ -223,34 +291,26 @@ store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
               const char *name, uint64_t *idp)
 {
 	MDB_txn *txn;
-	MDB_val k, v = { 0, NULL }, nk;
+	MDB_val k, v = { 0, NULL }, nk = { strlen(name), (void *)name };
 	uint8_t key[8];
-	int rc = txn_begin(st, 0, &txn);
+	int rc = op_begin(st, 1, &txn);
 
 	if (rc < 0)
 		return rc;
-	nk.mv_data = (void *)name;
-	nk.mv_size = strlen(name);
 	rc = next_id(txn, st->obj[kind], idp);
-	if (rc < 0)
-		goto fail;
-	put_be64(key, *idp);
-	k.mv_data = key;
-	k.mv_size = 8;
-	rc = map_rc(mdb_put(txn, st->names[kind], &nk, &k, MDB_NOOVERWRITE));
-	if (rc < 0)
-		goto fail;
-	rc = pack_val(msg, &v);
-	if (rc < 0)
-		goto fail;
-	rc = map_rc(mdb_put(txn, st->obj[kind], &k, &v, 0));
-	free(v.mv_data);
-	if (rc < 0)
-		goto fail;
-	return txn_commit(txn);
-fail:
-	mdb_txn_abort(txn);
-	return rc;
+	if (rc == 0) {
+		put_be64(key, *idp);
+		k.mv_data = key;
+		k.mv_size = 8;
+		rc = map_rc(mdb_put(txn, st->names[kind], &nk, &k, MDB_NOOVERWRITE));
+	}
+	if (rc == 0)
+		rc = pack_val(msg, &v);
+	if (rc == 0) {
+		rc = map_rc(mdb_put(txn, st->obj[kind], &k, &v, 0));
+		free(v.mv_data);
+	}
+	return op_end(st, txn, 1, rc);
 }
 
 /* Read the object with the given 8-byte key inside txn. */
@@ -273,14 +333,13 @@ store_obj_get(struct store *st, enum store_kind kind, uint64_t id,
 	MDB_txn *txn;
 	uint8_t key[8];
 	MDB_val k = { 8, key };
-	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	int rc = op_begin(st, 0, &txn);
 
 	if (rc < 0)
 		return rc;
 	put_be64(key, id);
 	rc = obj_get_txn(st, txn, kind, &k, out);
-	mdb_txn_abort(txn);
-	return rc;
+	return op_end(st, txn, 0, rc);
 }
 
 int
@@ -289,20 +348,17 @@ store_obj_find(struct store *st, enum store_kind kind, const char *name,
 {
 	MDB_txn *txn;
 	MDB_val nk = { strlen(name), (void *)name }, k;
-	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	int rc;
 
+	if (nk.mv_size == 0 || nk.mv_size > 256)
+		return -ENOENT;
+	rc = op_begin(st, 0, &txn);
 	if (rc < 0)
 		return rc;
-	if (nk.mv_size == 0) {
-		rc = -ENOENT;
-		goto out;
-	}
 	rc = map_rc(mdb_get(txn, st->names[kind], &nk, &k));
 	if (rc == 0)
 		rc = obj_get_txn(st, txn, kind, &k, out);
-out:
-	mdb_txn_abort(txn);
-	return rc;
+	return op_end(st, txn, 0, rc);
 }
 
 int
@@ -312,13 +368,13 @@ store_obj_list(struct store *st, enum store_kind kind,
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc = txn_begin(st, MDB_RDONLY, &txn), mrc;
+	int rc = op_begin(st, 0, &txn), mrc;
 
 	if (rc < 0)
 		return rc;
 	rc = map_rc(mdb_cursor_open(txn, st->obj[kind], &cur));
 	if (rc < 0)
-		goto out;
+		return op_end(st, txn, 0, rc);
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		ProtobufCMessage *msg;
@@ -332,9 +388,7 @@ store_obj_list(struct store *st, enum store_kind kind,
 			break;
 	}
 	mdb_cursor_close(cur);
-out:
-	mdb_txn_abort(txn);
-	return rc;
+	return op_end(st, txn, 0, rc);
 }
 
 int
@@ -344,7 +398,7 @@ store_obj_remove(struct store *st, enum store_kind kind, uint64_t id,
 	MDB_txn *txn;
 	uint8_t key[8];
 	MDB_val k = { 8, key }, nk = { strlen(name), (void *)name };
-	int rc = txn_begin(st, 0, &txn);
+	int rc = op_begin(st, 1, &txn);
 
 	if (rc < 0)
 		return rc;
@@ -352,11 +406,7 @@ store_obj_remove(struct store *st, enum store_kind kind, uint64_t id,
 	rc = map_rc(mdb_del(txn, st->obj[kind], &k, NULL));
 	if (rc == 0)
 		rc = map_rc(mdb_del(txn, st->names[kind], &nk, NULL));
-	if (rc < 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	return txn_commit(txn);
+	return op_end(st, txn, 1, rc);
 }
 
 /* True for the statuses a run can still leave. */
@@ -366,12 +416,54 @@ run_is_active(Dbtd__RunStatus s)
 	return s == DBTD__RUN_STATUS__RUN_QUEUED || s == DBTD__RUN_STATUS__RUN_RUNNING;
 }
 
-/* Write run and its index entries inside txn. */
-static int
-run_put_txn(struct store *st, MDB_txn *txn, const Dbtd__Run *run)
+/* An index key: prefix bytes, then the run id big-endian.  Returns its length. */
+static size_t
+index_key(uint8_t *key, size_t cap, const void *prefix, size_t plen, uint64_t id)
 {
-	uint8_t key[8];
+	if (plen + 8 > cap)
+		plen = cap - 8;
+	memcpy(key, prefix, plen);
+	put_be64(key + plen, id);
+	return plen + 8;
+}
+
+/* A string index prefix: the string and a NUL. */
+static size_t
+str_prefix(uint8_t *buf, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n + 1 > cap)
+		n = cap - 1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	return n + 1;
+}
+
+#define INDEX_KEY_MAX 400 /* LMDB keys are at most 511 bytes */
+
+/* Add (del = 0) or remove an index entry prefix‖id. */
+static int
+index_put(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen, uint64_t id, int del)
+{
+	uint8_t key[INDEX_KEY_MAX + 8];
+	MDB_val k = { 0, key }, empty = { 0, NULL };
+	int rc;
+
+	k.mv_size = index_key(key, sizeof(key), prefix, plen, id);
+	if (!del)
+		return map_rc(mdb_put(txn, dbi, &k, &empty, 0));
+	rc = map_rc(mdb_del(txn, dbi, &k, NULL));
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Write run and its index entries inside txn; old is its previous status (0: new). */
+static int
+run_put_txn(struct store *st, MDB_txn *txn, const Dbtd__Run *run, Dbtd__RunStatus old)
+{
+	uint8_t key[8], p[INDEX_KEY_MAX];
 	MDB_val k = { 8, key }, v, empty = { 0, NULL };
+	uint8_t sb;
 	int rc;
 
 	put_be64(key, run->id);
@@ -380,6 +472,25 @@ run_put_txn(struct store *st, MDB_txn *txn, const Dbtd__Run *run)
 		return rc;
 	rc = map_rc(mdb_put(txn, st->runs, &k, &v, 0));
 	free(v.mv_data);
+	if (rc < 0)
+		return rc;
+	if (old == DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED) {
+		uint8_t tb = (uint8_t)run->trigger;
+		rc = index_put(txn, st->by_job, p, str_prefix(p, sizeof(p), run->job), run->id, 0);
+		if (rc == 0)
+			rc = index_put(txn, st->by_branch, p, str_prefix(p, sizeof(p), run->branch),
+			               run->id, 0);
+		if (rc == 0)
+			rc = index_put(txn, st->by_trigger, &tb, 1, run->id, 0);
+	}
+	if (rc == 0 && old != run->status) {
+		sb = (uint8_t)old;
+		if (old != DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED)
+			rc = index_put(txn, st->by_status, &sb, 1, run->id, 1);
+		sb = (uint8_t)run->status;
+		if (rc == 0)
+			rc = index_put(txn, st->by_status, &sb, 1, run->id, 0);
+	}
 	if (rc < 0)
 		return rc;
 	if (run_is_active(run->status))
@@ -392,41 +503,14 @@ int
 store_run_create(struct store *st, Dbtd__Run *run)
 {
 	MDB_txn *txn;
-	uint8_t jkey[16];
-	MDB_val jk = { 16, jkey }, empty = { 0, NULL };
-	int rc = txn_begin(st, 0, &txn);
+	int rc = op_begin(st, 1, &txn);
 
 	if (rc < 0)
 		return rc;
 	rc = next_id(txn, st->runs, &run->id);
 	if (rc == 0)
-		rc = run_put_txn(st, txn, run);
-	if (rc == 0) {
-		put_be64(jkey, run->job_id);
-		put_be64(jkey + 8, run->id);
-		rc = map_rc(mdb_put(txn, st->runs_by_job, &jk, &empty, 0));
-	}
-	if (rc < 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	return txn_commit(txn);
-}
-
-int
-store_run_put(struct store *st, const Dbtd__Run *run)
-{
-	MDB_txn *txn;
-	int rc = txn_begin(st, 0, &txn);
-
-	if (rc < 0)
-		return rc;
-	rc = run_put_txn(st, txn, run);
-	if (rc < 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	return txn_commit(txn);
+		rc = run_put_txn(st, txn, run, DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED);
+	return op_end(st, txn, 1, rc);
 }
 
 /* Read run id inside txn. */
@@ -445,16 +529,34 @@ run_get_txn(struct store *st, MDB_txn *txn, uint64_t id, Dbtd__Run **out)
 }
 
 int
+store_run_put(struct store *st, const Dbtd__Run *run)
+{
+	Dbtd__Run *prev = NULL;
+	Dbtd__RunStatus old;
+	MDB_txn *txn;
+	int rc = op_begin(st, 1, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = run_get_txn(st, txn, run->id, &prev);
+	if (rc == 0) {
+		old = prev->status;
+		dbtd__run__free_unpacked(prev, NULL);
+		rc = run_put_txn(st, txn, run, old);
+	}
+	return op_end(st, txn, 1, rc);
+}
+
+int
 store_run_get(struct store *st, uint64_t id, Dbtd__Run **out)
 {
 	MDB_txn *txn;
-	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	int rc = op_begin(st, 0, &txn);
 
 	if (rc < 0)
 		return rc;
 	rc = run_get_txn(st, txn, id, out);
-	mdb_txn_abort(txn);
-	return rc;
+	return op_end(st, txn, 0, rc);
 }
 
 /* True when run matches every set field of f. */
@@ -474,37 +576,32 @@ run_matches(const Dbtd__Run *run, const struct store_run_filter *f)
 	return 1;
 }
 
-int
-store_run_list(struct store *st, const struct store_run_filter *f,
-               uint64_t before, unsigned limit,
-               int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+/*
+ * Walk an index newest first: entries prefix‖id with id < before, calling
+ * fn with each run that matches f, until limit runs were given.
+ */
+static int
+walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix,
+           size_t plen, const struct store_run_filter *f, uint64_t before,
+           unsigned limit, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
 {
-	MDB_txn *txn;
+	uint8_t key[INDEX_KEY_MAX + 8];
 	MDB_cursor *cur;
-	MDB_val k, v;
-	uint8_t key[8];
+	MDB_val k = { 0, key }, v;
 	unsigned n = 0;
-	int rc = txn_begin(st, MDB_RDONLY, &txn), mrc;
+	int rc = map_rc(mdb_cursor_open(txn, dbi, &cur)), mrc;
 
 	if (rc < 0)
 		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->runs, &cur));
-	if (rc < 0)
-		goto out;
-	if (before) {
-		/* Position on the first key >= before, then step back. */
-		put_be64(key, before);
-		k.mv_data = key;
-		k.mv_size = 8;
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
-		               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	} else {
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	}
+	k.mv_size = index_key(key, sizeof(key), prefix, plen, before ? before : UINT64_MAX);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+	               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
 		Dbtd__Run *run;
-		if (unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)&run) < 0)
+		if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if (run_get_txn(st, txn, get_be64((uint8_t *)k.mv_data + plen), &run) < 0)
 			continue;
 		if (!run_matches(run, f)) {
 			dbtd__run__free_unpacked(run, NULL);
@@ -516,9 +613,74 @@ store_run_list(struct store *st, const struct store_run_filter *f,
 			break;
 	}
 	mdb_cursor_close(cur);
-out:
-	mdb_txn_abort(txn);
 	return rc;
+}
+
+int
+store_run_list(struct store *st, const struct store_run_filter *f,
+               uint64_t before, unsigned limit,
+               int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+{
+	uint8_t prefix[INDEX_KEY_MAX];
+	MDB_dbi dbi = st->runs;
+	size_t plen = 0;
+	MDB_txn *txn;
+	int rc;
+
+	/* Walk the most selective index the filter allows; check the rest per run. */
+	if (f && f->job && f->job[0]) {
+		dbi = st->by_job;
+		plen = str_prefix(prefix, sizeof(prefix), f->job);
+	} else if (f && f->branch && f->branch[0]) {
+		dbi = st->by_branch;
+		plen = str_prefix(prefix, sizeof(prefix), f->branch);
+	} else if (f && f->status) {
+		dbi = st->by_status;
+		prefix[0] = (uint8_t)f->status;
+		plen = 1;
+	} else if (f && f->trigger) {
+		dbi = st->by_trigger;
+		prefix[0] = (uint8_t)f->trigger;
+		plen = 1;
+	}
+	rc = op_begin(st, 0, &txn);
+	if (rc < 0)
+		return rc;
+	if (dbi == st->runs) {
+		/* no index: the runs themselves, keyed by id */
+		MDB_cursor *cur;
+		MDB_val k, v;
+		uint8_t key[8];
+		unsigned n = 0;
+		int mrc;
+
+		rc = map_rc(mdb_cursor_open(txn, st->runs, &cur));
+		if (rc < 0)
+			return op_end(st, txn, 0, rc);
+		put_be64(key, before ? before : UINT64_MAX);
+		k.mv_data = key;
+		k.mv_size = 8;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+		               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+		for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+			Dbtd__Run *run;
+			if (unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)&run) < 0)
+				continue;
+			if (!run_matches(run, f)) {
+				dbtd__run__free_unpacked(run, NULL);
+				continue;
+			}
+			n++;
+			rc = fn(arg, run);
+			if (rc)
+				break;
+		}
+		mdb_cursor_close(cur);
+	} else {
+		rc = walk_index(st, txn, dbi, prefix, plen, f, before, limit, fn, arg);
+	}
+	return op_end(st, txn, 0, rc);
 }
 
 int
@@ -529,15 +691,13 @@ store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *
 	MDB_val k, v;
 	uint64_t *ids = NULL;
 	size_t n = 0, cap = 0;
-	int rc = txn_begin(st, MDB_RDONLY, &txn), mrc;
+	int rc = op_begin(st, 0, &txn), mrc;
 
 	if (rc < 0)
 		return rc;
 	rc = map_rc(mdb_cursor_open(txn, st->runs_active, &cur));
-	if (rc < 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
+	if (rc < 0)
+		return op_end(st, txn, 0, rc);
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (n == cap) {
@@ -551,8 +711,8 @@ store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *
 		ids[n++] = get_be64(k.mv_data);
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	/* fn may write (e.g. mark a run Failed): call it outside the read txn. */
+	op_end(st, txn, 0, 0);
+	/* fn may write (e.g. mark a run Failed): call it outside the read. */
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		Dbtd__Run *run;
 		if (store_run_get(st, ids[i], &run) < 0)
@@ -572,7 +732,7 @@ store_job_active_run(struct store *st, uint64_t job_id)
 	uint64_t found = 0;
 	int mrc;
 
-	if (txn_begin(st, MDB_RDONLY, &txn) < 0)
+	if (op_begin(st, 0, &txn) < 0)
 		return 0;
 	if (mdb_cursor_open(txn, st->runs_active, &cur) == 0) {
 		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !found;
@@ -586,7 +746,7 @@ store_job_active_run(struct store *st, uint64_t job_id)
 		}
 		mdb_cursor_close(cur);
 	}
-	mdb_txn_abort(txn);
+	op_end(st, txn, 0, 0);
 	return found;
 }
 
@@ -597,7 +757,7 @@ store_log_append(struct store *st, uint64_t run_id, uint32_t step,
 	MDB_txn *txn;
 	uint8_t key[16];
 	MDB_val k = { 16, key }, v = { len, (void *)data };
-	int rc = txn_begin(st, 0, &txn);
+	int rc = op_begin(st, 1, &txn);
 
 	if (rc < 0)
 		return rc;
@@ -605,11 +765,7 @@ store_log_append(struct store *st, uint64_t run_id, uint32_t step,
 	put_be32(key + 8, step);
 	put_be32(key + 12, seq);
 	rc = map_rc(mdb_put(txn, st->logs, &k, &v, 0));
-	if (rc < 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	return txn_commit(txn);
+	return op_end(st, txn, 1, rc);
 }
 
 int
@@ -621,13 +777,13 @@ store_log_walk(struct store *st, uint64_t run_id, uint32_t step,
 	MDB_cursor *cur;
 	uint8_t key[16];
 	MDB_val k = { 16, key }, v;
-	int rc = txn_begin(st, MDB_RDONLY, &txn), mrc;
+	int rc = op_begin(st, 0, &txn), mrc;
 
 	if (rc < 0)
 		return rc;
 	rc = map_rc(mdb_cursor_open(txn, st->logs, &cur));
 	if (rc < 0)
-		goto out;
+		return op_end(st, txn, 0, rc);
 	memset(key, 0, sizeof(key));
 	put_be64(key, run_id);
 	put_be32(key + 8, step);
@@ -643,7 +799,5 @@ store_log_walk(struct store *st, uint64_t run_id, uint32_t step,
 			break;
 	}
 	mdb_cursor_close(cur);
-out:
-	mdb_txn_abort(txn);
-	return rc;
+	return op_end(st, txn, 0, rc);
 }

@@ -31,6 +31,18 @@ struct store_run_filter {
 /* store_open - open (creating) the LMDB environment in dir. 0 or -errno. */
 int store_open(struct store **out, const char *dir);
 
+/*
+ * store_set_group_commit - with on, writes are collected in one open
+ * transaction until store_commit() (dbtd commits once per loop iteration,
+ * before it sends anything: group commit).  Reads see the pending writes.
+ * Each write still succeeds or fails as a whole (a nested transaction).
+ * Off (the default), every write is committed before it returns.
+ */
+void store_set_group_commit(struct store *st, int on);
+
+/* store_commit - make the pending writes durable.  0 or -errno (lost). */
+int store_commit(struct store *st);
+
 /* store_close - close the environment; NULL is fine. */
 void store_close(struct store *st);
 
