@@ -1458,18 +1458,36 @@ cmd_run_cancel(struct dbtctl_opts *o, const struct command *cmd, int argc,
 		return stop_status(ch);
 	if (run_id_arg(cmd, argc, argv, &ref.id) < 0)
 		return DBTCTL_EXIT_USAGE;
+	ref.watch = 1; /* dbtd answers when the run has stopped */
 	req.body_case = DBTD__REQUEST__BODY_CANCEL_RUN;
 	req.cancel_run = &ref;
 	rc = request(o, &c, &req, DBTD__RESPONSE__BODY_RUN, "see dbtctl run list", &r);
 	if (rc != 0)
 		return rc;
+	while (!r->end) {
+		Dbtd__Response *next = NULL;
+		int rrc = conn_recv(&c, &next);
+		if (rrc < 0 || next->body_case != DBTD__RESPONSE__BODY_RUN) {
+			fprintf(stderr, "dbtctl: dbtd stopped answering while run %" PRIu64
+			        " was being canceled; see dbtctl run view %" PRIu64 "\n",
+			        r->run->id, r->run->id);
+			if (next)
+				dbtd__response__free_unpacked(next, NULL);
+			request_done(&c, r);
+			return DBTCTL_EXIT_FAILED;
+		}
+		dbtd__response__free_unpacked(r, NULL);
+		r = next;
+	}
 	if (o->json)
 		rc = print_json(out_run_brief_json(r->run));
 	else if (r->run->status == DBTD__RUN_STATUS__RUN_CANCELED)
 		printf("run %" PRIu64 " canceled\n", r->run->id);
 	else
-		printf("run %" PRIu64 ": cancel requested (now %s)\n", r->run->id,
+		printf("run %" PRIu64 " was not canceled: it ended %s first\n", r->run->id,
 		       run_status_json(r->run->status));
+	if (r->run->status != DBTD__RUN_STATUS__RUN_CANCELED)
+		rc = DBTCTL_EXIT_FAILED;
 	request_done(&c, r);
 	return rc;
 }

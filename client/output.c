@@ -547,6 +547,7 @@ out_run_json(const Dbtd__Run *r, bool with_steps, int64_t now)
 	jset(o, "rerun_of", jnz(r->rerun_of), &bad);
 	jset(o, "pr_number", jnz(r->pr_number), &bad);
 	jset(o, "error", jstr(r->error), &bad);
+	jset(o, "waiting_for", jstr(r->waiting_for), &bad);
 	if (with_steps) {
 		json_t *steps = json_array();
 
@@ -904,6 +905,8 @@ out_run_view(const struct out_style *st, const Dbtd__Run *r, int64_t now)
 		snprintf(buf, sizeof(buf), "#%" PRIu32, r->pr_number);
 		field(st, "PR", NULL, buf);
 	}
+	if (nz(r->waiting_for))
+		field(st, "Waiting for", NULL, r->waiting_for);
 	if (nz(r->error))
 		field(st, "Error", SGR_RED, r->error);
 

@@ -292,10 +292,6 @@ do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
 		             "by this dbtd yet");
 		return;
 	}
-	if (j->timeout_s) {
-		client_error(c, E_UNIMPL, "job timeouts (--timeout) are not supported by this dbtd yet");
-		return;
-	}
 	j->id = 0;
 	add_object(d, c, STORE_JOB, &j->base, j->name, &j->id, &j->created_at_ms);
 }
@@ -518,11 +514,29 @@ do_remove(struct daemon *d, struct client *c, const Dbtd__ObjectRef *ref)
 	client_send(c, &resp);
 }
 
+/* Answer a request that created a run (taken): the run, or a stream of it. */
+static void
+reply_new_run(struct daemon *d, struct client *c, Dbtd__Run *run, int watch)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+
+	if (watch && run->status != DBTD__RUN_STATUS__RUN_SKIPPED) {
+		uint64_t id = run->id;
+		dbtd__run__free_unpacked(run, NULL);
+		runs_watch(d->runs, id, c);
+		return;
+	}
+	resp.body_case = DBTD__RESPONSE__BODY_RUN;
+	resp.run = run;
+	resp.end = watch;
+	client_send(c, &resp);
+	dbtd__run__free_unpacked(run, NULL);
+}
+
 /* job run: Run Now (Manual) or API */
 static void
 do_run_job(struct daemon *d, struct client *c, const Dbtd__RunJob *rj)
 {
-	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__Trigger trig = rj->trigger;
 	struct runs_err e;
 	Dbtd__Run *run = NULL;
@@ -540,15 +554,45 @@ do_run_job(struct daemon *d, struct client *c, const Dbtd__RunJob *rj)
 		client_error(c, e.code, "%s", e.msg);
 		return;
 	}
-	if (rj->watch && run->status != DBTD__RUN_STATUS__RUN_SKIPPED) {
-		uint64_t id = run->id;
-		dbtd__run__free_unpacked(run, NULL);
-		runs_watch(d->runs, id, c);
+	reply_new_run(d, c, run, rj->watch);
+}
+
+/* run rerun */
+static void
+do_rerun(struct daemon *d, struct client *c, const Dbtd__RunRef *ref)
+{
+	struct runs_err e;
+	Dbtd__Run *run = NULL;
+
+	if (runs_rerun(d->runs, ref->id, client_user(c), &run, &e) < 0) {
+		client_error(c, e.code, "%s", e.msg);
+		return;
+	}
+	reply_new_run(d, c, run, ref->watch);
+}
+
+/* run cancel: the reply follows the run until it has stopped when watch is set */
+static void
+do_cancel_run(struct daemon *d, struct client *c, const Dbtd__RunRef *ref)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	struct runs_err e;
+	Dbtd__Run *run;
+
+	if (runs_cancel(d->runs, ref->id, client_user(c), &e) < 0) {
+		client_error(c, e.code, "%s", e.msg);
+		return;
+	}
+	if (ref->watch) {
+		runs_watch(d->runs, ref->id, c);
+		return;
+	}
+	if (runs_get(d->runs, ref->id, &run) < 0) {
+		client_error(c, E_INTERNAL, "cannot read run %llu back", (unsigned long long)ref->id);
 		return;
 	}
 	resp.body_case = DBTD__RESPONSE__BODY_RUN;
 	resp.run = run;
-	resp.end = rj->watch;
 	client_send(c, &resp);
 	dbtd__run__free_unpacked(run, NULL);
 }
@@ -674,10 +718,10 @@ dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
 		do_view_run(d, c, req->watch_run, 1);
 		break;
 	case DBTD__REQUEST__BODY_CANCEL_RUN:
-		client_error(c, E_UNIMPL, "run cancel is not supported by this dbtd yet");
+		do_cancel_run(d, c, req->cancel_run);
 		break;
 	case DBTD__REQUEST__BODY_RERUN:
-		client_error(c, E_UNIMPL, "run rerun is not supported by this dbtd yet");
+		do_rerun(d, c, req->rerun);
 		break;
 	case DBTD__REQUEST__BODY_HELLO:
 		client_error(c, E_BAD, "Hello was already exchanged on this connection");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "host.h"
@@ -25,9 +26,33 @@ on_cancel(int sig)
 	cancel_flag = 1;
 }
 
-/* Set signal dispositions and the mask a runner needs (libev's are gone). */
+#define ORPHAN_GRACE_S 5 /* after dbtd dies: SIGINT to the run, SIGKILL after this */
+
+/* SIGHUP (dbtd died: PR_SET_PDEATHSIG): interrupt the whole run. */
 static void
-runner_signals(void)
+on_orphaned(int sig)
+{
+	(void)sig;
+	cancel_flag = 1;
+	kill(0, SIGINT);
+	alarm(ORPHAN_GRACE_S);
+}
+
+/* SIGALRM after on_orphaned: nothing of the run may outlive the grace. */
+static void
+on_orphan_grace(int sig)
+{
+	(void)sig;
+	kill(0, SIGKILL);
+}
+
+/*
+ * Set signal dispositions and the mask a runner needs (libev's are gone),
+ * and make dbtd's death stop the run: no process of a run outlives dbtd
+ * for long.
+ */
+static void
+runner_signals(pid_t dbtd_pid)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -41,9 +66,15 @@ runner_signals(void)
 	sigaction(SIGPIPE, &sa, NULL);
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_handler = on_orphaned;
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_orphan_grace;
+	sigaction(SIGALRM, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGHUP);
+	if (getppid() != dbtd_pid) /* dbtd died before prctl */
+		raise(SIGHUP);
 }
 
 /* Add a numeric run parameter. */
@@ -186,7 +217,7 @@ runner_main(const struct runner_spec *sp)
 	size_t nps = sp->plugins->n;
 	int null;
 
-	runner_signals();
+	runner_signals(sp->dbtd_pid);
 	close_fds_from(3, sp->fd);
 	null = open("/dev/null", O_RDONLY);
 	if (null >= 0 && null != 0) {

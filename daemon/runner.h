@@ -6,6 +6,8 @@
 #ifndef DBTD_RUNNER_H
 #define DBTD_RUNNER_H
 
+#include <sys/types.h>
+
 #include "dbtd.pb-c.h"
 #include "plugin.h"
 
@@ -17,6 +19,7 @@ struct runner_spec {
 	const struct plugin_set *plugins;
 	const char *workspace;             /* this run's private directory */
 	int fd;                            /* our end of the socketpair */
+	pid_t dbtd_pid;                    /* the parent; its death stops the run */
 };
 
 /* runner_main - run the steps and exit; never returns. */

@@ -23,6 +23,12 @@
 #include "store.h"
 #include "util.h"
 
+/* Why dbtd is stopping a run's processes. */
+enum stop_reason { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT };
+
+#define STOP_GRACE_INT_S 4.0   /* SIGINT, then SIGTERM after this ... */
+#define STOP_GRACE_TERM_S 3.0  /* ... then SIGKILL after this: stopped within 10 s */
+
 /* A run in progress: its runner process and the record being updated. */
 struct active {
 	struct runs *r;
@@ -37,6 +43,14 @@ struct active {
 	int exited;
 	int wstatus;
 	char *workspace;
+	char *lock;             /* the DuckDB file the run writes, or NULL */
+	uint32_t timeout_s;     /* the job's timeout, 0 for none */
+	ev_timer timeout;
+	enum stop_reason stop;  /* set once cancel or the timeout began */
+	int stop_stage;         /* 1: SIGINT sent, 2: SIGTERM sent, 3: SIGKILL sent */
+	uint32_t stop_step;     /* the step running when the stop began */
+	char *stopped_by;       /* who canceled */
+	ev_timer stop_timer;
 };
 
 /* A client following a run. */
@@ -46,9 +60,11 @@ struct watch {
 	struct watch *next;
 };
 
-/* A run waiting for a slot. */
+/* A run waiting for a slot (and for the DuckDB file it writes). */
 struct queued {
 	uint64_t id;
+	char *lock;             /* the DuckDB file the run writes, or NULL */
+	char *waiting;          /* what run view says it waits for */
 	struct queued *next;
 };
 
@@ -57,7 +73,7 @@ struct runs {
 	unsigned slots;
 	unsigned running;
 	struct active *active;
-	struct queued *qhead, *qtail;
+	struct queued *queue;   /* FIFO */
 	struct watch *watches;
 };
 
@@ -123,21 +139,46 @@ save(struct runs *r, const Dbtd__Run *run)
 	notify(r, run);
 }
 
+/* The DuckDB file a run's environment writes, canonical; NULL for none. */
+static char *
+run_lock(struct runs *r, const Dbtd__Run *run)
+{
+	Dbtd__Environment *env = NULL;
+	char *lock = NULL;
+
+	if (store_obj_get(r->d->store, STORE_ENVIRONMENT, run->env_id,
+	                  (ProtobufCMessage **)&env) < 0)
+		return NULL;
+	if (env->destination && strcmp(env->destination->type, "duckdb") == 0 &&
+	    pb_str_set(env->destination->path))
+		lock = path_canonical(env->destination->path);
+	dbtd__environment__free_unpacked(env, NULL);
+	return lock;
+}
+
 /* Append a run to the FIFO of runs waiting for a slot. */
 static int
-enqueue(struct runs *r, uint64_t id)
+enqueue(struct runs *r, const Dbtd__Run *run)
 {
-	struct queued *q = calloc(1, sizeof(*q));
+	struct queued *q = calloc(1, sizeof(*q)), **pq;
 
 	if (q == NULL)
 		return -ENOMEM;
-	q->id = id;
-	if (r->qtail)
-		r->qtail->next = q;
-	else
-		r->qhead = q;
-	r->qtail = q;
+	q->id = run->id;
+	q->lock = run_lock(r, run);
+	for (pq = &r->queue; *pq; pq = &(*pq)->next)
+		;
+	*pq = q;
 	return 0;
+}
+
+/* Free a queue entry. */
+static void
+queued_free(struct queued *q)
+{
+	free(q->lock);
+	free(q->waiting);
+	free(q);
 }
 
 /* A step record for the run being created. */
@@ -221,43 +262,38 @@ out:
 	return copy;
 }
 
-int
-runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
-             const char *by, Dbtd__Run **out, struct runs_err *e)
+/*
+ * Create a run of job (Queued, or Skipped when the job has an active run),
+ * queue it and start it when a slot is free; *out gets its state after that.
+ */
+static int
+create_run(struct runs *r, const Dbtd__Job *job, Dbtd__Trigger trigger, const char *by,
+           uint64_t rerun_of, Dbtd__Run **out, struct runs_err *e)
 {
-	Dbtd__Job *job = NULL;
 	Dbtd__Environment *env = NULL;
 	Dbtd__Run *run = NULL;
-	uint64_t busy;
+	uint64_t busy, id;
 	int rc;
 
-	rc = store_obj_find(r->d->store, STORE_JOB, jobname, (ProtobufCMessage **)&job);
-	if (rc == -ENOENT)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
-		               "no job named \"%s\"; see dbtctl job list", jobname);
-	if (rc < 0)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
-		               "cannot read job \"%s\": %s", jobname, store_strerror(rc));
+	*out = NULL;
 	rc = store_obj_get(r->d->store, STORE_ENVIRONMENT, job->env_id, (ProtobufCMessage **)&env);
-	if (rc < 0) {
-		set_err(e, rc, DBTD__ERROR_CODE__ERROR_FAILED,
-		        "job \"%s\" runs in environment \"%s\", which no longer exists; "
-		        "add it again or remove the job", jobname, job->environment);
-		goto out;
-	}
+	if (rc < 0)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_FAILED,
+		               "job \"%s\" runs in environment \"%s\", which no longer exists; "
+		               "add it again or remove the job", job->name, job->environment);
 	busy = store_job_active_run(r->d->store, job->id);
 	run = build_run(job, env, trigger, by, busy != 0);
-	if (run == NULL) {
-		rc = set_err(e, -ENOMEM, DBTD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
-		goto out;
-	}
+	dbtd__environment__free_unpacked(env, NULL);
+	if (run == NULL)
+		return set_err(e, -ENOMEM, DBTD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+	run->rerun_of = rerun_of;
 	if (busy) {
 		Dbtd__Run *other = NULL;
-		const char *st = "active";
-		if (store_run_get(r->d->store, busy, &other) == 0)
-			st = run_status_json(other->status);
-		char *msg = xasprintf("job \"%s\" already has run %llu %s",
-		                      jobname, (unsigned long long)busy, st);
+		char *msg;
+		store_run_get(r->d->store, busy, &other);
+		msg = xasprintf("job \"%s\" already has run %llu %s", job->name,
+		                (unsigned long long)busy, other ? run_status_json(other->status)
+		                                                : "in progress");
 		if (other)
 			dbtd__run__free_unpacked(other, NULL);
 		pb_set_str(&run->error, msg ? msg : "the job already has an active run");
@@ -266,38 +302,86 @@ runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
 	}
 	rc = store_run_create(r->d->store, run);
 	if (rc < 0) {
-		set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
-		        "cannot store the new run: %s", store_strerror(rc));
-		goto out;
+		dbtd__run__free_unpacked(run, NULL);
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
+		               "cannot store the new run: %s", store_strerror(rc));
 	}
 	log_info("run %llu of job \"%s\" created (%s, by %s)%s", (unsigned long long)run->id,
-	         jobname, trigger_json(trigger), by ? by : "", busy ? ": skipped" : "");
-	if (!busy) {
-		rc = enqueue(r, run->id);
-		if (rc < 0) {
-			set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
-			goto out;
-		}
-		uint64_t id = run->id;
-		pump(r);
-		/* Report the state after the pump: Running when a slot was free. */
-		dbtd__run__free_unpacked(run, NULL);
-		run = NULL;
-		rc = runs_get(r, id, &run);
-		if (rc < 0)
-			set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read run %llu back: %s",
-			        (unsigned long long)id, store_strerror(rc));
+	         job->name, trigger_json(trigger), by ? by : "",
+	         busy ? ": skipped, the job has a run in progress" : "");
+	if (busy) {
+		*out = run;
+		return 0;
 	}
+	id = run->id;
+	rc = enqueue(r, run);
+	dbtd__run__free_unpacked(run, NULL);
+	if (rc < 0)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+	pump(r);
+	/* Report the state after the pump: Running when a slot was free. */
+	rc = runs_get(r, id, out);
+	if (rc < 0)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
+		               "cannot read run %llu back: %s", (unsigned long long)id,
+		               store_strerror(rc));
+	return 0;
+}
+
+int
+runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
+             const char *by, Dbtd__Run **out, struct runs_err *e)
+{
+	Dbtd__Job *job = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = store_obj_find(r->d->store, STORE_JOB, jobname, (ProtobufCMessage **)&job);
+	if (rc == -ENOENT)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
+		               "no job named \"%s\"; see dbtctl job list", jobname);
+	if (rc < 0)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
+		               "cannot read job \"%s\": %s", jobname, store_strerror(rc));
+	rc = create_run(r, job, trigger, by, 0, out, e);
+	dbtd__job__free_unpacked(job, NULL);
+	return rc;
+}
+
+int
+runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
+           struct runs_err *e)
+{
+	Dbtd__Run *orig = NULL;
+	Dbtd__Job *job = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = runs_get(r, id, &orig);
+	if (rc == -ENOENT)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
+		               "no run %llu; see dbtctl run list", (unsigned long long)id);
+	if (rc < 0)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read run %llu: %s",
+		               (unsigned long long)id, store_strerror(rc));
+	if (orig->status != DBTD__RUN_STATUS__RUN_COMPLETED &&
+	    orig->status != DBTD__RUN_STATUS__RUN_FAILED) {
+		rc = set_err(e, -EBUSY, DBTD__ERROR_CODE__ERROR_CONFLICT,
+		             "run %llu is %s: only completed or failed runs can be re-run",
+		             (unsigned long long)id, run_status_json(orig->status));
+		goto out;
+	}
+	rc = store_obj_get(r->d->store, STORE_JOB, orig->job_id, (ProtobufCMessage **)&job);
+	if (rc < 0) {
+		set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
+		        "job \"%s\" of run %llu no longer exists; it cannot be re-run",
+		        orig->job, (unsigned long long)id);
+		goto out;
+	}
+	rc = create_run(r, job, DBTD__TRIGGER__TRIGGER_RERUN, by, id, out, e);
+	dbtd__job__free_unpacked(job, NULL);
 out:
-	if (job)
-		dbtd__job__free_unpacked(job, NULL);
-	if (env)
-		dbtd__environment__free_unpacked(env, NULL);
-	if (rc < 0 && run) {
-		dbtd__run__free_unpacked(run, NULL);
-		run = NULL;
-	}
-	*out = run;
+	dbtd__run__free_unpacked(orig, NULL);
 	return rc;
 }
 
@@ -435,6 +519,53 @@ death_text(const Dbtd__Step *s, int wstatus)
 	                 s->name, WEXITSTATUS(wstatus));
 }
 
+/* Mark the steps after a stopped or failed one skipped. */
+static void
+skip_pending(Dbtd__Run *run)
+{
+	for (size_t i = 0; i < run->n_steps; i++)
+		if (run->steps[i]->status == DBTD__STEP_STATUS__STEP_PENDING)
+			run->steps[i]->status = DBTD__STEP_STATUS__STEP_SKIPPED;
+}
+
+/*
+ * A run dbtd stopped (cancel or timeout): the step in progress when the stop
+ * began and any later step that ended badly take the stop's status; the run
+ * is Canceled (cancel) or Failed (timeout), unless every step completed
+ * before the signals landed.
+ */
+static void
+finish_stopped(struct active *a, int64_t now)
+{
+	Dbtd__Run *run = a->run;
+	int timeout = a->stop == STOP_TIMEOUT, all_done = 1;
+	char *why = timeout ? xasprintf("timed out after %u s", a->timeout_s)
+	                    : xasprintf("canceled by %s", a->stopped_by ? a->stopped_by : "?");
+
+	for (size_t i = 0; i < run->n_steps; i++) {
+		Dbtd__Step *s = run->steps[i];
+		int hit = s->status == DBTD__STEP_STATUS__STEP_RUNNING ||
+		          ((s->status == DBTD__STEP_STATUS__STEP_FAILED ||
+		            s->status == DBTD__STEP_STATUS__STEP_CANCELED) && s->index >= a->stop_step);
+		if (s->status != DBTD__STEP_STATUS__STEP_COMPLETED)
+			all_done = 0;
+		if (!hit)
+			continue;
+		s->status = timeout ? DBTD__STEP_STATUS__STEP_FAILED : DBTD__STEP_STATUS__STEP_CANCELED;
+		if (!s->finished_at_ms)
+			s->finished_at_ms = now;
+		pb_set_str(&s->error, why);
+	}
+	if (all_done && run->n_steps) {
+		run->status = DBTD__RUN_STATUS__RUN_COMPLETED;
+	} else {
+		run->status = timeout ? DBTD__RUN_STATUS__RUN_FAILED : DBTD__RUN_STATUS__RUN_CANCELED;
+		pb_set_str(&run->error, why);
+		skip_pending(run);
+	}
+	free(why);
+}
+
 /* Decide the final status of a run whose runner is gone, and store it. */
 static void
 finish(struct active *a)
@@ -445,6 +576,12 @@ finish(struct active *a)
 	int failed = 0, canceled = 0, done = 1;
 	int64_t now = now_ms();
 
+	ev_timer_stop(r->d->loop, &a->timeout);
+	ev_timer_stop(r->d->loop, &a->stop_timer);
+	if (a->stop != STOP_NONE) {
+		finish_stopped(a, now);
+		goto out;
+	}
 	for (size_t i = 0; i < run->n_steps; i++) {
 		Dbtd__Step *s = run->steps[i];
 		if (s->status == DBTD__STEP_STATUS__STEP_RUNNING) {
@@ -459,20 +596,18 @@ finish(struct active *a)
 			failed = 1;
 		else if (s->status == DBTD__STEP_STATUS__STEP_CANCELED)
 			canceled = 1;
-		else if (s->status == DBTD__STEP_STATUS__STEP_PENDING) {
-			if (failed || canceled)
-				s->status = DBTD__STEP_STATUS__STEP_SKIPPED;
-			else
-				done = 0;
-		}
+		else if (s->status == DBTD__STEP_STATUS__STEP_PENDING && !failed && !canceled)
+			done = 0;
 	}
-	if (failed)
+	if (failed) {
 		run->status = DBTD__RUN_STATUS__RUN_FAILED;
-	else if (canceled)
+	} else if (canceled) {
+		/* a step canceled without dbtd's cancel: e.g. SIGINT from outside */
 		run->status = DBTD__RUN_STATUS__RUN_CANCELED;
-	else if (done && clean)
+		first_error(run, "canceled: the run's processes were interrupted");
+	} else if (done && clean) {
 		run->status = DBTD__RUN_STATUS__RUN_COMPLETED;
-	else {
+	} else {
 		char *why = WIFSIGNALED(a->wstatus)
 			? xasprintf("the runner was killed by signal %d (%s) between steps",
 			            WTERMSIG(a->wstatus), strsignal(WTERMSIG(a->wstatus)))
@@ -481,10 +616,9 @@ finish(struct active *a)
 		run->status = DBTD__RUN_STATUS__RUN_FAILED;
 		first_error(run, why);
 		free(why);
-		for (size_t i = 0; i < run->n_steps; i++)
-			if (run->steps[i]->status == DBTD__STEP_STATUS__STEP_PENDING)
-				run->steps[i]->status = DBTD__STEP_STATUS__STEP_SKIPPED;
 	}
+	skip_pending(run);
+out:
 	run->finished_at_ms = now;
 	run->runner_pid = 0;
 	log_info("run %llu of job \"%s\" %s%s%s", (unsigned long long)run->id, run->job,
@@ -502,6 +636,8 @@ active_free(struct active *a)
 
 	ev_io_stop(r->d->loop, &a->io);
 	ev_child_stop(r->d->loop, &a->child);
+	ev_timer_stop(r->d->loop, &a->timeout);
+	ev_timer_stop(r->d->loop, &a->stop_timer);
 	if (a->fd >= 0)
 		close(a->fd);
 	for (pa = &r->active; *pa; pa = &(*pa)->next)
@@ -515,6 +651,8 @@ active_free(struct active *a)
 	}
 	frame_buf_free(&a->in);
 	dbtd__run__free_unpacked(a->run, NULL);
+	free(a->lock);
+	free(a->stopped_by);
 	free(a);
 	r->running--;
 }
@@ -564,6 +702,61 @@ runner_child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	pump(r);
 }
 
+/* The next stage of stopping a run: SIGTERM after SIGINT, SIGKILL after that. */
+static void
+stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct active *a = w->data;
+
+	(void)revents;
+	if (a->stop_stage == 1) {
+		log_info("run %llu: still running %.0f s after SIGINT; sending SIGTERM",
+		         (unsigned long long)a->run->id, STOP_GRACE_INT_S);
+		kill(-a->pid, SIGTERM);
+		a->stop_stage = 2;
+		ev_timer_set(w, STOP_GRACE_TERM_S, 0.);
+		ev_timer_start(loop, w);
+	} else if (a->stop_stage == 2) {
+		log_info("run %llu: still running after SIGTERM; sending SIGKILL",
+		         (unsigned long long)a->run->id);
+		kill(-a->pid, SIGKILL);
+		a->stop_stage = 3;
+	}
+}
+
+/* Begin stopping a run's processes: SIGINT to its whole process group. */
+static void
+begin_stop(struct active *a, enum stop_reason why)
+{
+	if (a->stop != STOP_NONE)
+		return;
+	a->stop = why;
+	a->stop_step = 0;
+	for (size_t i = 0; i < a->run->n_steps; i++)
+		if (a->run->steps[i]->status == DBTD__STEP_STATUS__STEP_RUNNING)
+			a->stop_step = a->run->steps[i]->index;
+	if (a->stop_step == 0) /* between steps: the next one is the one stopped */
+		for (size_t i = a->run->n_steps; i-- > 0;)
+			if (a->run->steps[i]->status == DBTD__STEP_STATUS__STEP_PENDING)
+				a->stop_step = a->run->steps[i]->index;
+	kill(-a->pid, SIGINT);
+	a->stop_stage = 1;
+	ev_timer_set(&a->stop_timer, STOP_GRACE_INT_S, 0.);
+	ev_timer_start(a->r->d->loop, &a->stop_timer);
+}
+
+/* The job's timeout expired. */
+static void
+timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct active *a = w->data;
+
+	(void)loop; (void)revents;
+	log_warn("run %llu of job \"%s\" timed out after %u s; stopping it",
+	         (unsigned long long)a->run->id, a->run->job, a->timeout_s);
+	begin_stop(a, STOP_TIMEOUT);
+}
+
 /* Read the job, environment and project a run needs. */
 static int
 load_context(struct runs *r, const Dbtd__Run *run, Dbtd__Job **job,
@@ -606,8 +799,9 @@ fail_unstarted(struct runs *r, Dbtd__Run *run, const char *why)
 
 /* Fork the runner of a queued run; the run becomes Running. */
 static void
-start_run(struct runs *r, uint64_t id)
+start_run(struct runs *r, struct queued *q)
 {
+	uint64_t id = q->id;
 	Dbtd__Run *run = NULL;
 	Dbtd__Job *job = NULL;
 	Dbtd__Environment *env = NULL;
@@ -615,7 +809,7 @@ start_run(struct runs *r, uint64_t id)
 	struct active *a = NULL;
 	char *why = NULL;
 	int sv[2] = { -1, -1 }, rc;
-	pid_t pid;
+	pid_t pid, ppid;
 
 	rc = store_run_get(r->d->store, id, &run);
 	if (rc < 0) {
@@ -646,6 +840,8 @@ start_run(struct runs *r, uint64_t id)
 	}
 	run->status = DBTD__RUN_STATUS__RUN_RUNNING;
 	run->started_at_ms = now_ms();
+	pb_set_str(&run->waiting_for, "");
+	ppid = getpid();
 	pid = fork();
 	if (pid < 0) {
 		why = xasprintf("cannot fork a runner: %s", strerror(errno));
@@ -657,6 +853,7 @@ start_run(struct runs *r, uint64_t id)
 		struct runner_spec spec = {
 			.run = run, .job = job, .env = env, .project = proj,
 			.plugins = &r->d->plugins, .workspace = a->workspace, .fd = sv[1],
+			.dbtd_pid = ppid,
 		};
 		setpgid(0, 0);
 		close(sv[0]);
@@ -673,12 +870,21 @@ start_run(struct runs *r, uint64_t id)
 	a->fd = sv[0];
 	sv[0] = -1;
 	a->run->runner_pid = pid;
+	a->lock = q->lock;
+	q->lock = NULL;
+	a->timeout_s = job->timeout_s;
 	frame_buf_init(&a->in);
 	ev_io_init(&a->io, runner_io_cb, a->fd, EV_READ);
 	ev_child_init(&a->child, runner_child_cb, pid, 0);
-	a->io.data = a->child.data = a;
+	ev_init(&a->stop_timer, stop_timer_cb);
+	ev_init(&a->timeout, timeout_cb);
+	a->io.data = a->child.data = a->stop_timer.data = a->timeout.data = a;
 	ev_io_start(r->d->loop, &a->io);
 	ev_child_start(r->d->loop, &a->child);
+	if (a->timeout_s) {
+		ev_timer_set(&a->timeout, (double)a->timeout_s, 0.);
+		ev_timer_start(r->d->loop, &a->timeout);
+	}
 	a->next = r->active;
 	r->active = a;
 	r->running++;
@@ -708,18 +914,115 @@ out:
 		dbtd__project__free_unpacked(proj, NULL);
 }
 
-/* Start queued runs while slots are free (FIFO). */
+/* The active run that writes the DuckDB file lock, or NULL. */
+static struct active *
+lock_holder(struct runs *r, const char *lock)
+{
+	for (struct active *a = r->active; a; a = a->next)
+		if (a->lock && strcmp(a->lock, lock) == 0)
+			return a;
+	return NULL;
+}
+
+/* Record what a queued run waits for (why is malloc'd; taken). */
+static void
+set_waiting(struct runs *r, struct queued *q, char *why)
+{
+	Dbtd__Run *run;
+
+	if (why == NULL || (q->waiting && strcmp(q->waiting, why) == 0)) {
+		free(why);
+		return;
+	}
+	free(q->waiting);
+	q->waiting = why;
+	if (store_run_get(r->d->store, q->id, &run) < 0)
+		return;
+	pb_set_str(&run->waiting_for, why);
+	save(r, run);
+	dbtd__run__free_unpacked(run, NULL);
+}
+
+/*
+ * Start queued runs in FIFO order while slots are free.  A run whose DuckDB
+ * file is being written by a running run stays queued (DuckDB allows one
+ * writing process per file) without holding up the runs behind it.
+ */
 static void
 pump(struct runs *r)
 {
-	while (r->qhead && r->running < r->slots && !r->d->stopping) {
-		struct queued *q = r->qhead;
-		r->qhead = q->next;
-		if (r->qhead == NULL)
-			r->qtail = NULL;
-		start_run(r, q->id);
-		free(q);
+	struct queued **pq = &r->queue, *q;
+
+	while ((q = *pq) != NULL && !r->d->stopping) {
+		struct active *holder;
+		if (r->running >= r->slots) {
+			set_waiting(r, q, xasprintf("a free run slot (%u of %u in use)",
+			                            r->running, r->slots));
+		} else if (q->lock && (holder = lock_holder(r, q->lock)) != NULL) {
+			set_waiting(r, q, xasprintf("run %llu (job \"%s\") to finish: both write %s",
+			                            (unsigned long long)holder->run->id,
+			                            holder->run->job, q->lock));
+		} else {
+			*pq = q->next;
+			start_run(r, q);
+			queued_free(q);
+			continue;
+		}
+		pq = &q->next;
 	}
+}
+
+int
+runs_cancel(struct runs *r, uint64_t id, const char *by, struct runs_err *e)
+{
+	struct active *a = find_active(r, id);
+	struct queued **pq, *q;
+	Dbtd__Run *run;
+	int rc;
+
+	if (a) {
+		if (a->stop == STOP_NONE) {
+			log_info("run %llu of job \"%s\": canceled by %s; stopping its processes",
+			         (unsigned long long)id, a->run->job, by);
+			a->stopped_by = strdup(by ? by : "");
+			begin_stop(a, STOP_CANCEL);
+		}
+		return 0;
+	}
+	for (pq = &r->queue; (q = *pq) != NULL; pq = &q->next)
+		if (q->id == id)
+			break;
+	rc = store_run_get(r->d->store, id, &run);
+	if (rc == -ENOENT)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
+		               "no run %llu; see dbtctl run list", (unsigned long long)id);
+	if (rc < 0)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read run %llu: %s",
+		               (unsigned long long)id, store_strerror(rc));
+	if (q == NULL || run->status != DBTD__RUN_STATUS__RUN_QUEUED) {
+		rc = set_err(e, -EBUSY, DBTD__ERROR_CODE__ERROR_CONFLICT,
+		             "run %llu is %s: only queued or running runs can be canceled",
+		             (unsigned long long)id, run_status_json(run->status));
+		dbtd__run__free_unpacked(run, NULL);
+		return rc;
+	}
+	*pq = q->next;
+	queued_free(q);
+	run->status = DBTD__RUN_STATUS__RUN_CANCELED;
+	run->finished_at_ms = now_ms();
+	pb_set_str(&run->waiting_for, "");
+	{
+		char *why = xasprintf("canceled by %s while queued", by ? by : "?");
+		pb_set_str(&run->error, why ? why : "canceled while queued");
+		free(why);
+	}
+	skip_pending(run);
+	log_info("run %llu of job \"%s\": canceled by %s while queued",
+	         (unsigned long long)id, run->job, by);
+	save(r, run);
+	dbtd__run__free_unpacked(run, NULL);
+	pump(r); /* runs behind it may now say something else */
+	return 0;
 }
 
 int
@@ -776,7 +1079,7 @@ recover_one(void *arg, Dbtd__Run *run)
 	int64_t now = now_ms();
 
 	if (run->status == DBTD__RUN_STATUS__RUN_QUEUED) {
-		enqueue(r, run->id);
+		enqueue(r, run);
 		log_info("run %llu of job \"%s\" is queued again", (unsigned long long)run->id,
 		         run->job);
 		dbtd__run__free_unpacked(run, NULL);
@@ -860,10 +1163,10 @@ runs_free(struct runs *r)
 		finish(a);
 		active_free(a);
 	}
-	while (r->qhead) {
-		struct queued *q = r->qhead;
-		r->qhead = q->next;
-		free(q);
+	while (r->queue) {
+		struct queued *q = r->queue;
+		r->queue = q->next;
+		queued_free(q);
 	}
 	while (r->watches) {
 		struct watch *w = r->watches;

@@ -40,6 +40,22 @@ int runs_trigger(struct runs *r, const char *job, Dbtd__Trigger trigger,
                  const char *triggered_by, Dbtd__Run **out, struct runs_err *e);
 
 /*
+ * runs_rerun - a new run of run id's job with trigger Re-run and rerun_of
+ * set; only for Completed or Failed runs (else ERROR_CONFLICT naming the
+ * status).  *out as for runs_trigger.
+ */
+int runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
+               struct runs_err *e);
+
+/*
+ * runs_cancel - cancel run id: a Queued one at once; a Running one by
+ * SIGINT to its process group, SIGTERM after 4 s, SIGKILL after 3 s more
+ * (it becomes Canceled when its runner is gone).  Any other status:
+ * ERROR_CONFLICT naming it.  0 or -errno with e filled.
+ */
+int runs_cancel(struct runs *r, uint64_t id, const char *by, struct runs_err *e);
+
+/*
  * runs_watch - send client c the run's current state and then every change
  * until it ends; the last frame has `end` set.  -ENOENT for no such run.
  */

@@ -73,6 +73,31 @@ xasprintf(const char *fmt, ...)
 	return n < 0 ? NULL : s;
 }
 
+char *
+path_canonical(const char *path)
+{
+	char *real = realpath(path, NULL), *dir, *slash;
+
+	if (real)
+		return real;
+	dir = strdup(path);
+	if (dir == NULL)
+		return NULL;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		real = realpath(dir, NULL);
+		if (real) {
+			char *full = xasprintf("%s/%s", real, slash + 1);
+			free(real);
+			free(dir);
+			return full;
+		}
+	}
+	free(dir);
+	return strdup(path);
+}
+
 void
 close_fds_from(int lowfd, int keep)
 {

@@ -14,6 +14,12 @@ int rm_rf(const char *path);
 /* xasprintf - asprintf that returns the string or NULL. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * path_canonical - an absolute path with symlinks resolved, also for a file
+ * that does not exist yet (its directory is resolved).  malloc'd, or NULL.
+ */
+char *path_canonical(const char *path);
+
 /* close_fds_from - close every descriptor >= lowfd except `keep` (-1: none). */
 void close_fds_from(int lowfd, int keep);
 
