@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""dbtd benchmarks; prints a table.
+"""dbtd benchmarks; each prints a table.  usage: bench.py [run|history|throughput ...]
 
-(a) wall time of a run of the example project through dbtd (clone, profile,
-    dbt deps, dbt build) against the same four steps done by a plain shell
-    script, median of N runs each, as a ratio (target <= 1.05);
-(b) dbtd's resident memory when idle, after start and after those runs
-    (target <= 8 MB).
+run:        wall time of a run of the example project through dbtd (clone,
+            profile, dbt deps, dbt build) against the same four steps done by
+            a plain shell script, median of N runs each, as a ratio (target
+            <= 1.05); dbtd's idle RSS (target <= 8 MB).
+history:    1,000,000 runs over 100 jobs made through the store API; median
+            client round trips of run list / run view (targets 5 ms / 2 ms),
+            bytes of LMDB per run, dbtd's RSS after the queries.
+throughput: 2,000 runs whose steps are plugins that do nothing, 2 run slots:
+            runs per second (target >= 200) and orchestration time per run
+            (target <= 5 ms).
 """
 import os
 import shutil
@@ -59,7 +64,115 @@ def rss_kb(pid):
     return -1
 
 
-def main():
+def start_dbtd(tmp, plugin_dir=None, extra=()):
+    sock = os.path.join(tmp, "dbtd.sock")
+    log = open(os.path.join(tmp, "dbtd.log"), "a")
+    d = subprocess.Popen([os.path.join(BUILD, "daemon", "dbtd"), "--socket", sock,
+                          "--state-dir", os.path.join(tmp, "state"),
+                          "--plugin-dir", plugin_dir or os.path.join(BUILD, "plugins", ".libs")]
+                         + list(extra), stderr=log, env=ENV)
+    for _ in range(400):
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(sock)
+            break
+        except OSError:
+            time.sleep(0.05)
+    return d, sock
+
+
+def mem_kb(pid):
+    """VmRSS, RssAnon (private), RssFile (mapped files, e.g. LMDB pages)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k = line.split(":")[0]
+            if k in ("VmRSS", "RssAnon", "RssFile"):
+                out[k] = int(line.split()[1])
+    return out
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def table(title, rows):
+    print(title)
+    print(f"{'measure':56} {'value':>10}  target")
+    for name, v, target in rows:
+        print(f"{name:56} {v:>10}  {target}")
+    print()
+
+
+def bench_history(n=1000000, jobs=100):
+    tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
+    state = os.path.join(tmp, "state")
+    t0 = time.monotonic()
+    subprocess.run([os.path.join(BUILD, "bench", "gen_runs"), state, str(n), str(jobs)],
+                   check=True)
+    gen = time.monotonic() - t0
+    size = os.path.getsize(os.path.join(state, "data.mdb"))
+    d, sock = start_dbtd(tmp)
+    out = subprocess.run([os.path.join(BUILD, "bench", "rtt"), sock, "500", str(n)],
+                         check=True, capture_output=True, text=True).stdout
+    mem = mem_kb(d.pid)
+    d.send_signal(signal.SIGTERM)
+    d.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    res = {l.split()[0]: (float(l.split()[1]), float(l.split()[2])) for l in out.splitlines()}
+    rows = [(f"runs made through the store API ({jobs} jobs)", f"{n}", ""),
+            ("time to make them (s)", f"{gen:.1f}", "")]
+    ok = True
+    for key, label, target in (
+            ("run_list_limit_50", "run list --limit 50: median ms (p95)", 5),
+            ("run_list_job_limit_50", "run list --job J --limit 50: median ms (p95)", 5),
+            ("run_list_status_failed_limit_50", "run list --status failed --limit 50: median ms (p95)", 5),
+            ("run_view", "run view ID: median ms (p95)", 2)):
+        med, p95 = res[key]
+        ok = ok and med <= target
+        rows.append((label, f"{med:.3f} ({p95:.2f})", f"<= {target}"))
+    rows += [("LMDB bytes per run (data.mdb / runs)", f"{size / n:.0f}", ""),
+             ("dbtd RSS after the queries (MB)", f"{mem['VmRSS'] / 1024:.1f}", ""),
+             ("  of which private (MB)", f"{mem['RssAnon'] / 1024:.1f}", ""),
+             ("  of which mapped LMDB pages (MB)", f"{mem['RssFile'] / 1024:.1f}", "")]
+    table(f"run history: {n} runs, 500 queries each", rows)
+    return ok
+
+
+def bench_throughput(n=2000, slots=2):
+    tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
+    pdir = os.path.join(tmp, "plugins")
+    os.mkdir(pdir)
+    os.mkdir(os.path.join(tmp, "db"))
+    for t in ("git-clone", "dbt-profile", "dbt"):
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-I", os.path.join(SRC, "include"),
+                        f'-DSTEP_TYPE="{t}"', "-o", os.path.join(pdir, t + ".so"),
+                        os.path.join(SRC, "bench", "noop_step.c")], check=True)
+    d, sock = start_dbtd(tmp, pdir, ["--max-concurrent-runs", str(slots)])
+    out = subprocess.run([os.path.join(BUILD, "bench", "burst"), sock, str(n),
+                          os.path.join(tmp, "repo"), os.path.join(tmp, "db")],
+                         check=True, capture_output=True, text=True).stdout.split()
+    runs, secs, completed = int(out[0]), float(out[1]), int(out[2])
+    cpu = cpu_s(d.pid)
+    mem = mem_kb(d.pid)
+    d.send_signal(signal.SIGTERM)
+    d.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    rate = runs / secs
+    per_run = secs * slots / runs * 1000
+    rows = [("runs triggered / completed", f"{runs}/{completed}", ""),
+            ("wall time, first trigger to last run ended (s)", f"{secs:.2f}", ""),
+            ("runs per second", f"{rate:.0f}", ">= 200"),
+            ("orchestration time per run (ms of a slot)", f"{per_run:.2f}", "<= 5"),
+            ("dbtd CPU per run, incl. adding the jobs (ms)", f"{cpu / runs * 1000:.2f}", ""),
+            ("dbtd RSS after (MB)", f"{mem['VmRSS'] / 1024:.1f}", "")]
+    table(f"throughput: {n} runs of do-nothing steps, {slots} run slots", rows)
+    return rate >= 200 and per_run <= 5 and completed == runs
+
+
+def bench_run():
     tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
     repo = os.path.join(tmp, "jaffle_shop")
     shutil.copytree(os.path.join(SRC, "examples", "jaffle_shop"), repo,
@@ -73,19 +186,7 @@ def main():
         f.write(BASELINE)
     os.chmod(script, 0o755)
 
-    sock = os.path.join(tmp, "dbtd.sock")
-    log = open(os.path.join(tmp, "dbtd.log"), "w")
-    d = subprocess.Popen([os.path.join(BUILD, "daemon", "dbtd"), "--socket", sock,
-                          "--state-dir", os.path.join(tmp, "state"),
-                          "--plugin-dir", os.path.join(BUILD, "plugins", ".libs")],
-                         stderr=log, env=ENV)
-    for _ in range(200):
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(sock)
-            break
-        except OSError:
-            time.sleep(0.05)
+    d, sock = start_dbtd(tmp)
     time.sleep(0.5)
     idle_start = rss_kb(d.pid)
 
@@ -124,11 +225,19 @@ def main():
         ("dbtd idle RSS after start (MB)", f"{idle_start / 1024:.1f}", "<= 8"),
         ("dbtd idle RSS after the runs (MB)", f"{idle_after / 1024:.1f}", "<= 8"),
     ]
-    print(f"dbtd benchmark: {N} runs each, {os.cpu_count()} CPUs")
-    print(f"{'measure':52} {'value':>8}  target")
-    for name, v, target in rows:
-        print(f"{name:52} {v:>8}  {target}")
-    ok = ratio <= 1.05 and idle_start <= 8192 and idle_after <= 8192
+    table(f"a run of the example: {N} runs each, {os.cpu_count()} CPUs", rows)
+    return ratio <= 1.05 and idle_start <= 8192 and idle_after <= 8192
+
+
+def main():
+    which = sys.argv[1:] or ["run", "history", "throughput"]
+    benches = {"run": bench_run, "history": bench_history, "throughput": bench_throughput}
+    ok = True
+    for name in which:
+        if name not in benches:
+            print(f"bench: unknown benchmark {name}; choose from {' '.join(benches)}")
+            return 2
+        ok = benches[name]() and ok
     print("all targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
 

@@ -229,6 +229,38 @@ test_logs(void **state)
 	assert_string_equal(c.text, "c");
 }
 
+/*
+ * Group commit: pending writes are visible to reads before the commit, a
+ * failing write does not take the others of the batch with it, and a
+ * reopened store has everything committed.
+ */
+static void
+test_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Project dup = DBTD__PROJECT__INIT, *p;
+	uint64_t run1, run2;
+
+	store_set_group_commit(f->st, 1);
+	add_project(f->st, "shop", "/srv/git/shop");
+	run1 = add_run(f->st, 1, "nightly", DBTD__RUN_STATUS__RUN_QUEUED, "main");
+	assert_int_equal(store_obj_find(f->st, STORE_PROJECT, "shop", (ProtobufCMessage **)&p), 0);
+	dbtd__project__free_unpacked(p, NULL);
+	assert_int_equal(store_job_active_run(f->st, 1), run1);
+	dup.name = (char *)"shop";
+	assert_int_equal(store_obj_add(f->st, STORE_PROJECT, &dup.base, "shop", &dup.id), -EEXIST);
+	run2 = add_run(f->st, 1, "nightly", DBTD__RUN_STATUS__RUN_COMPLETED, "main");
+	assert_int_equal(run2, run1 + 1);
+	assert_int_equal(store_commit(f->st), 0);
+	assert_int_equal(store_commit(f->st), 0); /* nothing pending: fine */
+	store_close(f->st);
+	assert_int_equal(store_open(&f->st, f->dir), 0);
+	assert_int_equal(store_obj_find(f->st, STORE_PROJECT, "shop", (ProtobufCMessage **)&p), 0);
+	assert_string_equal(p->repo, "/srv/git/shop");
+	dbtd__project__free_unpacked(p, NULL);
+	assert_int_equal(store_job_active_run(f->st, 1), run1);
+}
+
 /* The state file is private to dbtd's user. */
 static void
 test_state_private(void **state)
@@ -249,6 +281,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_objects_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_list_and_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_private, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
