@@ -11,6 +11,9 @@ history:    1,000,000 runs over 100 jobs made through the store API; median
 throughput: 2,000 runs whose steps are plugins that do nothing, 2 run slots:
             runs per second (target >= 200) and orchestration time per run
             (target <= 5 ms).
+logs:       a step printing 1 GiB of short lines (a fake dbt): capture rate
+            (target >= 100 MB/s) with dbtd's RSS < 64 MB; --search over a
+            200 MB step log (<= 0.5 s); --follow latency (median <= 50 ms).
 """
 import os
 import shutil
@@ -172,6 +175,108 @@ def bench_throughput(n=2000, slots=2):
     return rate >= 200 and per_run <= 5 and completed == runs
 
 
+def fake_dbt(tmp, name, build_body):
+    """A --dbt for benchmarks: deps does nothing, build runs build_body."""
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write('#!/bin/sh\nif [ "$1" = build ]; then\n' + build_body + "\nfi\nexit 0\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def bench_logs():
+    tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
+    repo = os.path.join(tmp, "jaffle_shop")
+    shutil.copytree(os.path.join(SRC, "examples", "jaffle_shop"), repo,
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@dbtd.invalid"]
+    subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "bench"], check=True)
+    py = os.path.join(os.path.dirname(DBT), "python")
+    line = "2026-11-28 12:00:00.000 chatty step: processing record batch 0000000042"
+    gib = fake_dbt(tmp, "dbt-1gib", f'yes "{line}" | head -c 1073741824')
+    mb200 = fake_dbt(tmp, "dbt-200mb",
+                     f"{py} -c \"import sys\n"
+                     f"w=sys.stdout.write\n"
+                     f"for i in range(2800000): w('{line} %d\\n' % i if i % 100000 else 'the needle is here %d\\n' % i)\"")
+    ticks = fake_dbt(tmp, "dbt-ticks",
+                     f"{py} -c \"import time,sys\n"
+                     f"for i in range(250):\n"
+                     f"  print('tick', time.time_ns(), flush=True); time.sleep(0.02)\"")
+    d, sock = start_dbtd(tmp)
+
+    def ctl(*args, **kw):
+        return subprocess.run([os.path.join(BUILD, "client", "dbtctl"), "--socket", sock]
+                              + [str(a) for a in args], capture_output=True, text=True,
+                              env=ENV, **kw)
+
+    ctl("project", "add", "shop", "--repo", repo)
+    for name, dbt in (("gib", gib), ("mb200", mb200), ("ticks", ticks)):
+        ctl("env", "add", name, "--project", "shop", "--branch", "main", "--destination",
+            "duckdb", "--path", os.path.join(tmp, name + ".duckdb"), "--dbt", dbt)
+        ctl("job", "add", name, "--env", name, "--command", "dbt build")
+
+    # (1) 1 GiB of short lines: capture rate and dbtd's RSS throughout
+    import json
+    import threading
+    rid = json.loads(ctl("--json", "job", "run", "gib").stdout)["id"]
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], mem_kb(d.pid)["VmRSS"])
+            time.sleep(0.05)
+    th = threading.Thread(target=sample)
+    th.start()
+    run = json.loads(ctl("--json", "run", "watch", rid).stdout)
+    done.set()
+    th.join()
+    step = run["steps"][3]
+    rate = 1024 / (step["duration_ms"] / 1000)
+    stored = os.path.getsize(os.path.join(tmp, "state", "data.mdb"))
+
+    # (2) --search over a 200 MB stored log
+    rid2 = json.loads(ctl("--json", "job", "run", "mb200", "--wait").stdout)["id"]
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        p = subprocess.run([os.path.join(BUILD, "client", "dbtctl"), "--socket", sock, "run",
+                            "logs", str(rid2), "--step", "4", "--search", "needle is here"],
+                           stdout=subprocess.PIPE, env=ENV)
+        times.append(time.monotonic() - t0)
+        hits = p.stdout.count(b"\n")
+    search_s = statistics.median(times)
+
+    # (3) --follow: from a line printed by the step to the line shown by the client
+    rid3 = json.loads(ctl("--json", "job", "run", "ticks").stdout)["id"]
+    f = subprocess.Popen([os.path.join(BUILD, "client", "dbtctl"), "--socket", sock, "run",
+                          "logs", str(rid3), "--step", "4", "--follow"],
+                         stdout=subprocess.PIPE, text=True, env=ENV)
+    lat = []
+    for l in f.stdout:
+        now = time.time_ns()
+        m = l.split()
+        if len(m) >= 4 and m[-2] == "tick":
+            lat.append((now - int(m[-1])) / 1e6)
+    f.wait()
+    d.send_signal(signal.SIGTERM)
+    d.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    med = statistics.median(lat) if lat else float("inf")
+    rows = [("1 GiB of short lines: capture rate (MB/s)", f"{rate:.0f}", ">= 100"),
+            ("  dbtd peak RSS during the capture (MB)", f"{peak[0] / 1024:.1f}", "< 64"),
+            ("  state after it (data.mdb, MB)", f"{stored / 1e6:.0f}", ""),
+            ("--search over a 200 MB step log: median s (3 runs)", f"{search_s:.3f}", "<= 0.5"),
+            ("  matching lines found", f"{hits}", "28"),
+            ("--follow: median line latency (ms)", f"{med:.1f}", "<= 50"),
+            ("  lines followed", f"{len(lat)}", "250")]
+    table("step logs", rows)
+    return rate >= 100 and peak[0] < 64 * 1024 and search_s <= 0.5 and med <= 50 \
+        and hits == 28 and len(lat) == 250
+
+
 def bench_run():
     tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
     repo = os.path.join(tmp, "jaffle_shop")
@@ -230,8 +335,9 @@ def bench_run():
 
 
 def main():
-    which = sys.argv[1:] or ["run", "history", "throughput"]
-    benches = {"run": bench_run, "history": bench_history, "throughput": bench_throughput}
+    which = sys.argv[1:] or ["run", "history", "throughput", "logs"]
+    benches = {"run": bench_run, "history": bench_history, "throughput": bench_throughput,
+               "logs": bench_logs}
     ok = True
     for name in which:
         if name not in benches:

@@ -12,6 +12,7 @@
 struct store;
 struct server;
 struct runs;
+struct logs;
 
 struct daemon {
 	struct ev_loop *loop;
@@ -19,6 +20,7 @@ struct daemon {
 	struct plugin_set plugins;
 	struct server *server;
 	struct runs *runs;
+	struct logs *logs;
 	char *state_dir;
 	char *work_dir;        /* per-run workspaces: <state_dir>/work */
 	unsigned max_runs;     /* run slots */

@@ -9,6 +9,7 @@
 #include "daemon.h"
 #include "dispatch.h"
 #include "log.h"
+#include "logs.h"
 #include "names.h"
 #include "pb.h"
 #include "runs.h"
@@ -722,6 +723,9 @@ dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
 		break;
 	case DBTD__REQUEST__BODY_RERUN:
 		do_rerun(d, c, req->rerun);
+		break;
+	case DBTD__REQUEST__BODY_READ_LOGS:
+		logs_open(d->logs, c, req->read_logs);
 		break;
 	case DBTD__REQUEST__BODY_HELLO:
 		client_error(c, E_BAD, "Hello was already exchanged on this connection");

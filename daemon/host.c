@@ -18,8 +18,6 @@
 #include "pb.h"
 #include "util.h"
 
-#define BATCH_BYTES (64u << 10)   /* send log lines at this size ... */
-#define BATCH_MS 100              /* ... or this age */
 #define LINE_MAX_BYTES DBTD_LINE_MAX /* longer lines are split, with a marker */
 #define SPLIT_MARK " [line continues]"
 
@@ -35,23 +33,18 @@ int
 host_flush(struct host_run *hr)
 {
 	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
-	Dbtd__LogChunk chunk = DBTD__LOG_CHUNK__INIT;
+	Dbtd__LogData chunk = DBTD__LOG_DATA__INIT;
 	int rc;
 
-	if (hr->nlines == 0)
+	if (hr->batch.len == 0)
 		return 0;
 	chunk.step = hr->batch_step;
-	chunk.n_lines = hr->nlines;
-	chunk.lines = hr->lines;
+	chunk.data.data = hr->batch.data;
+	chunk.data.len = hr->batch.len;
 	ev.body_case = DBTD__RUNNER_EVENT__BODY_LOG;
 	ev.log = &chunk;
 	rc = host_send(hr, &ev);
-	for (size_t i = 0; i < hr->nlines; i++) {
-		free(hr->lines[i]->text.data);
-		free(hr->lines[i]);
-	}
-	hr->nlines = 0;
-	hr->bytes = 0;
+	logbuf_reset(&hr->batch);
 	return rc;
 }
 
@@ -84,39 +77,25 @@ static void
 add_line(dbtd_step_ctx *ctx, int stream, const char *text, size_t len)
 {
 	struct host_run *hr = ctx->hr;
-	Dbtd__LogLine *l;
-	size_t mlen;
-	char *m;
+	int64_t now = now_ms();
+	size_t mlen = len;
+	char *m = NULL;
 
-	if (hr->nlines && hr->batch_step != ctx->step->index)
+	if (hr->batch.len && hr->batch_step != ctx->step->index)
 		host_flush(hr);
-	if (hr->nlines == hr->cap) {
-		size_t cap = hr->cap ? hr->cap * 2 : 256;
-		Dbtd__LogLine **p = realloc(hr->lines, cap * sizeof(*p));
-		if (p == NULL)
+	if (hr->nsecrets) {
+		m = mask(hr, text, len, &mlen);
+		if (m == NULL)
 			return;
-		hr->lines = p;
-		hr->cap = cap;
+		text = m;
 	}
-	m = mask(hr, text, len, &mlen);
-	l = malloc(sizeof(*l));
-	if (m == NULL || l == NULL) {
-		free(m);
-		free(l);
-		return;
-	}
-	dbtd__log_line__init(l);
-	l->ts_ms = now_ms();
-	l->stream = (uint32_t)stream;
-	l->text.data = (uint8_t *)m;
-	l->text.len = mlen;
-	if (hr->nlines == 0) {
+	if (hr->batch.len == 0) {
 		hr->batch_step = ctx->step->index;
-		hr->batch_started_ms = l->ts_ms;
+		hr->batch_started_ms = now;
 	}
-	hr->lines[hr->nlines++] = l;
-	hr->bytes += mlen + 16;
-	if (hr->bytes >= BATCH_BYTES || l->ts_ms - hr->batch_started_ms >= BATCH_MS)
+	logbuf_add(&hr->batch, now, (unsigned)stream, text, mlen);
+	free(m);
+	if (hr->batch.len >= HOST_BATCH_BYTES || now - hr->batch_started_ms >= HOST_BATCH_MS)
 		host_flush(hr);
 }
 
@@ -558,7 +537,12 @@ h_spawn(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, int *status)
 				pfd[np].events = POLLIN;
 				np++;
 			}
-		pr = poll(pfd, (nfds_t)np, BATCH_MS);
+		/* lines waiting: look without blocking, and send them once the child goes quiet */
+		pr = poll(pfd, (nfds_t)np, ctx->hr->batch.len ? 0 : HOST_BATCH_MS);
+		if (pr == 0 && ctx->hr->batch.len) {
+			host_flush(ctx->hr);
+			continue;
+		}
 		if (pr < 0 && errno != EINTR)
 			break;
 		for (int i = 0, j = 0; i < 2 && pr > 0; i++) {
@@ -571,7 +555,7 @@ h_spawn(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, int *status)
 			}
 			j++;
 		}
-		if (ctx->hr->nlines && now_ms() - ctx->hr->batch_started_ms >= BATCH_MS)
+		if (ctx->hr->batch.len && now_ms() - ctx->hr->batch_started_ms >= HOST_BATCH_MS)
 			host_flush(ctx->hr);
 	}
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
@@ -605,6 +589,50 @@ out:
 	return rc;
 }
 
+/* Copy up to 50 names into a new repeated string field. */
+static char **
+copy_names(const char *const *names, size_t n, size_t *out_n)
+{
+	char **v;
+
+	if (n > 50)
+		n = 50;
+	*out_n = 0;
+	if (n == 0 || names == NULL)
+		return NULL;
+	v = calloc(n, sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (char *)(names[i] ? names[i] : "");
+	*out_n = n;
+	return v;
+}
+
+/* ABI progress: tell dbtd how far the step is. */
+static void
+h_progress(dbtd_step_ctx *ctx, const struct dbtd_progress *p)
+{
+	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
+	Dbtd__Step s = DBTD__STEP__INIT;
+	Dbtd__Progress pr = DBTD__PROGRESS__INIT;
+
+	if (p == NULL || p->size < offsetof(struct dbtd_progress, failed) + sizeof(p->failed))
+		return;
+	pr.done = p->done;
+	pr.total = p->total;
+	pr.running = copy_names(p->running, p->nrunning, &pr.n_running);
+	pr.failed = copy_names(p->failed, p->nfailed, &pr.n_failed);
+	s.index = ctx->step->index;
+	s.progress = &pr;
+	ev.body_case = DBTD__RUNNER_EVENT__BODY_PROGRESS;
+	ev.progress = &s;
+	host_flush(ctx->hr); /* lines before the progress they led to */
+	host_send(ctx->hr, &ev);
+	free(pr.running);
+	free(pr.failed);
+}
+
 static const struct dbtd_host table = {
 	.size = sizeof(struct dbtd_host),
 	.abi_major = DBTD_STEP_ABI_MAJOR,
@@ -617,6 +645,7 @@ static const struct dbtd_host table = {
 	.cancel_requested = h_cancel_requested,
 	.set_error = h_set_error,
 	.log_line = h_log_line,
+	.progress = h_progress,
 };
 
 const struct dbtd_host *

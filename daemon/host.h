@@ -12,6 +12,7 @@
 
 #include "dbtd/step.h"
 #include "dbtd.pb-c.h"
+#include "logrec.h"
 
 struct kv {
 	char *key;
@@ -29,10 +30,9 @@ struct host_run {
 	char **secrets;                  /* masked in every log line */
 	size_t nsecrets;
 	volatile sig_atomic_t *cancel;   /* set by the runner's SIGINT/SIGTERM handler */
-	/* the log batch being collected */
+	/* the log batch being collected (records of one step) */
 	uint32_t batch_step;
-	Dbtd__LogLine **lines;
-	size_t nlines, cap, bytes;
+	struct logbuf batch;
 	int64_t batch_started_ms;
 };
 
@@ -56,6 +56,9 @@ int host_secret_add(struct host_run *hr, const char *value);
 void host_log_text(dbtd_step_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* host_flush - send the collected log lines to dbtd now. 0 or -errno. */
+#define HOST_BATCH_BYTES (64u << 10) /* send log lines at this size ... */
+#define HOST_BATCH_MS 100            /* ... or this age, or when the step goes quiet */
+
 int host_flush(struct host_run *hr);
 
 /* host_send - send one runner event to dbtd. 0 or -errno. */

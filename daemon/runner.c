@@ -178,6 +178,9 @@ run_step(struct host_run *hr, const struct runner_spec *sp, const Dbtd__Step *st
 	const struct dbtd_host *host = host_table();
 	dbtd_step_ctx ctx = { .hr = hr, .step = step, .error = NULL };
 	struct plugin_state *st = NULL;
+	Dbtd__StepStatus result = DBTD__STEP_STATUS__STEP_FAILED;
+	int64_t t0;
+	char dur[32];
 	int rc;
 
 	for (size_t i = 0; i < nps; i++)
@@ -198,15 +201,18 @@ run_step(struct host_run *hr, const struct runner_spec *sp, const Dbtd__Step *st
 		}
 	}
 	st->inited = 1;
+	t0 = now_ms();
 	rc = st->p->desc->run(host, &ctx, st->data);
 	*error = ctx.error;
 	if (rc == DBTD_STEP_OK)
-		return DBTD__STEP_STATUS__STEP_COMPLETED;
-	if (rc == DBTD_STEP_CANCELED || cancel_flag)
-		return DBTD__STEP_STATUS__STEP_CANCELED;
-	if (*error == NULL)
+		result = DBTD__STEP_STATUS__STEP_COMPLETED;
+	else if (rc == DBTD_STEP_CANCELED || cancel_flag)
+		result = DBTD__STEP_STATUS__STEP_CANCELED;
+	else if (*error == NULL)
 		*error = xasprintf("step %u (%s) failed", step->index, step->name);
-	return DBTD__STEP_STATUS__STEP_FAILED;
+	format_duration(now_ms() - t0, dur, sizeof(dur));
+	host_log_text(&ctx, "%s %s after %s", step->name, step_status_json(result), dur);
+	return result;
 }
 
 void

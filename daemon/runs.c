@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "frame.h"
 #include "log.h"
+#include "logs.h"
 #include "names.h"
 #include "pb.h"
 #include "runner.h"
@@ -26,6 +27,7 @@
 /* Why dbtd is stopping a run's processes. */
 enum stop_reason { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT };
 
+#define RUNNER_READ_BUDGET (4u << 20) /* bytes from one runner per loop iteration */
 #define STOP_GRACE_INT_S 4.0   /* SIGINT, then SIGTERM after this ... */
 #define STOP_GRACE_TERM_S 3.0  /* ... then SIGKILL after this: stopped within 10 s */
 
@@ -112,6 +114,8 @@ notify(struct runs *r, const Dbtd__Run *run)
 	resp.body_case = DBTD__RESPONSE__BODY_RUN;
 	resp.run = (Dbtd__Run *)run;
 	resp.end = final;
+	if (final)
+		logs_run_ended(r->d->logs, run);
 	while ((w = *pw) != NULL) {
 		if (w->run_id != run->id) {
 			pw = &w->next;
@@ -470,34 +474,52 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 		}
 		break;
 	case DBTD__RUNNER_EVENT__BODY_LOG: {
-		int rc = store_log_append(a->r->d->store, run->id, ev->log->step,
-		                          a->log_seq++, payload, plen);
+		uint32_t seq = a->log_seq++;
+		int rc = store_log_append(a->r->d->store, run->id, ev->log->step, seq,
+		                          ev->log->data.data, ev->log->data.len);
 		if (rc < 0)
 			log_err("run %llu: cannot store log lines: %s",
 			        (unsigned long long)run->id, store_strerror(rc));
+		else
+			logs_push(a->r->d->logs, run->id, ev->log->step, seq,
+			          ev->log->data.data, ev->log->data.len);
 		break;
 	}
+	case DBTD__RUNNER_EVENT__BODY_PROGRESS:
+		s = step_at(run, ev->progress->index);
+		if (s == NULL || ev->progress->progress == NULL)
+			break;
+		if (s->progress)
+			dbtd__progress__free_unpacked(s->progress, NULL);
+		s->progress = (Dbtd__Progress *)pb_clone(&ev->progress->progress->base);
+		notify(a->r, run); /* shown live; stored with the step's next change */
+		break;
 	default:
 		break;
 	}
 	dbtd__runner_event__free_unpacked(ev, NULL);
 }
 
-/* Read what the runner sent; returns 0 at EOF, 1 to keep reading. */
+/*
+ * Read what the runner sent, about `budget` bytes at most (a chatty step
+ * must not hold the loop or grow one transaction without bound); returns 0
+ * at EOF, 1 to keep reading.
+ */
 static int
-runner_read(struct active *a)
+runner_read(struct active *a, size_t budget)
 {
 	const uint8_t *payload;
-	size_t plen;
+	size_t plen, got = 0;
 	ssize_t n;
 	int rc;
 
-	for (;;) {
+	while (got < budget) {
 		n = frame_buf_fill(&a->in, a->fd);
 		if (n == -EAGAIN)
 			return 1;
 		if (n <= 0)
 			return 0;
+		got += (size_t)n;
 		while ((rc = frame_buf_next(&a->in, &payload, &plen)) == 1)
 			runner_event(a, payload, plen);
 		if (rc < 0) {
@@ -506,6 +528,7 @@ runner_read(struct active *a)
 			return 0;
 		}
 	}
+	return 1;
 }
 
 /* Describe how a step died from a wait status. */
@@ -664,7 +687,7 @@ runner_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct active *a = w->data;
 
 	(void)revents;
-	if (runner_read(a))
+	if (runner_read(a, RUNNER_READ_BUDGET))
 		return;
 	ev_io_stop(loop, &a->io);
 	close(a->fd);
@@ -691,7 +714,7 @@ runner_child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	/* Nothing of the run may outlive its runner. */
 	kill(-a->pid, SIGKILL);
 	if (a->fd >= 0) {
-		if (runner_read(a))
+		if (runner_read(a, RUNNER_READ_BUDGET))
 			return; /* more may still come: finish at EOF */
 		ev_io_stop(loop, &a->io);
 		close(a->fd);
@@ -1150,7 +1173,7 @@ runs_free(struct runs *r)
 		a->exited = 1;
 		a->wstatus = st;
 		if (a->fd >= 0)
-			runner_read(a);
+			runner_read(a, SIZE_MAX);
 		pb_set_str(&a->run->error, "dbtd was stopped while the run was running");
 		for (size_t i = 0; i < a->run->n_steps; i++) {
 			Dbtd__Step *s = a->run->steps[i];

@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "frame.h"
 #include "log.h"
+#include "logs.h"
 #include "runs.h"
 #include "server.h"
 #include "util.h"
@@ -33,6 +34,9 @@ struct client {
 	struct frame_buf in;
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
+	size_t safe;    /* out[..safe) was queued before the last commit: may be written */
+	void (*drain)(struct client *c, void *arg); /* asks for more once the queue is empty */
+	void *drain_arg;
 	int hello;      /* Hello exchanged */
 	int closing;    /* close once the output queue is empty */
 	int dead;       /* closed; freed from the reap timer */
@@ -65,6 +69,7 @@ client_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_timer_stop(loop, &c->reap);
 	ev_timer_stop(loop, &c->stall);
 	runs_forget_client(srv->d->runs, c);
+	logs_forget_client(srv->d->logs, c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -97,12 +102,12 @@ client_kill(struct client *c, const char *why)
 	ev_timer_start(loop, &c->reap);
 }
 
-/* Write as much of the output queue as the socket takes. */
+/* Write as much of the committed part of the output queue as the socket takes. */
 static int
 client_flush(struct client *c)
 {
-	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+	while (c->out_off < c->safe) {
+		ssize_t n = write(c->fd, c->out + c->out_off, c->safe - c->out_off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -113,10 +118,12 @@ client_flush(struct client *c)
 		c->out_off += (size_t)n;
 	}
 	if (c->out_off == c->out_len) {
-		c->out_off = c->out_len = 0;
+		c->out_off = c->out_len = c->safe = 0;
 		ev_io_stop(c->srv->d->loop, &c->wio);
 		if (c->closing)
 			client_kill(c, NULL);
+	} else if (c->out_off == c->safe) {
+		ev_io_stop(c->srv->d->loop, &c->wio); /* the rest goes after the next commit */
 	} else {
 		ev_io_start(c->srv->d->loop, &c->wio);
 	}
@@ -156,13 +163,14 @@ client_send(struct client *c, const Dbtd__Response *resp)
 		return -ENOBUFS;
 	}
 	if (c->out_off > 0 && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
+		c->out_off = c->out_len = c->safe = 0;
 	if (c->out_cap - c->out_len < len) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		uint8_t *p;
 		if (c->out_off > 0) {
 			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 			c->out_len -= c->out_off;
+			c->safe -= c->out_off;
 			c->out_off = 0;
 		}
 		while (cap - c->out_len < len)
@@ -188,12 +196,43 @@ server_flush(struct server *srv)
 {
 	for (struct client *c = srv ? srv->clients : NULL; c; c = c->next) {
 		int rc;
-		if (c->dead || c->out_off == c->out_len || ev_is_active(&c->wio))
+		if (c->dead)
+			continue;
+		/* a stream with nothing queued gets to add more (read after the commit) */
+		if (c->drain && c->out_off == c->out_len && !c->closing)
+			c->drain(c, c->drain_arg);
+		if (c->dead)
+			continue;
+		c->safe = c->out_len;
+		if (c->out_off == c->out_len && c->closing) {
+			client_kill(c, NULL);
+			continue;
+		}
+		if (c->out_off == c->out_len || ev_is_active(&c->wio))
 			continue;
 		rc = client_flush(c);
 		if (rc < 0)
 			client_kill(c, strerror(-rc));
 	}
+}
+
+void
+client_set_drain(struct client *c, void (*fn)(struct client *c, void *arg), void *arg)
+{
+	c->drain = fn;
+	c->drain_arg = arg;
+}
+
+int
+client_busy(const struct client *c)
+{
+	return c->drain != NULL;
+}
+
+size_t
+client_queued(const struct client *c)
+{
+	return c->out_len - c->out_off;
 }
 
 int

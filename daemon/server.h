@@ -44,6 +44,20 @@ int client_send(struct client *c, const Dbtd__Response *resp);
 int client_error(struct client *c, Dbtd__ErrorCode code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * client_set_drain - while fn is set, server_flush calls fn(c, arg) once per
+ * loop iteration, after the commit, whenever c's output queue is empty: a
+ * long answer (a log stream) is produced as fast as the client reads it and
+ * no faster.  fn NULL clears it.
+ */
+void client_set_drain(struct client *c, void (*fn)(struct client *c, void *arg), void *arg);
+
+/* client_busy - true while c has a drain function (a stream in progress). */
+int client_busy(const struct client *c);
+
+/* client_queued - bytes queued for c and not yet written. */
+size_t client_queued(const struct client *c);
+
 /* client_user - the user name of the peer (from SO_PEERCRED). */
 const char *client_user(const struct client *c);
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "names.h"
 #include "store.h"
 #include "util.h"
 
@@ -22,7 +23,14 @@ struct store {
 	MDB_dbi by_job, by_status, by_trigger, by_branch; /* run indexes */
 	int group;        /* group commit: writes go into `batch` */
 	MDB_txn *batch;   /* the open group transaction, or NULL */
+	int state_dirty;  /* the batch holds more than log lines */
+	size_t log_bytes; /* log bytes in the batch */
+	int64_t log_since_ms; /* when the first of them came */
 };
+
+#define LOG_COMMIT_BYTES (8u << 20) /* log lines alone are committed at this size ... */
+#define LOG_COMMIT_MS 20            /* ... or this age */
+
 
 static const char *const obj_db_names[3] = { "projects", "environments", "jobs" };
 static const char *const name_db_names[3] = {
@@ -131,7 +139,10 @@ op_begin(struct store *st, int write, MDB_txn **txn)
 	return txn_begin(st, write ? 0 : MDB_RDONLY, txn);
 }
 
-/* End an operation begun with op_begin: commit a write that succeeded. */
+/*
+ * End an operation begun with op_begin: commit a write that succeeded.
+ * write is 0 for a read, 1 for a state write, 2 for log lines.
+ */
 static int
 op_end(struct store *st, MDB_txn *txn, int write, int rc)
 {
@@ -141,6 +152,8 @@ op_end(struct store *st, MDB_txn *txn, int write, int rc)
 		mdb_txn_abort(txn);
 		return rc;
 	}
+	if (st->batch && write == 1)
+		st->state_dirty = 1;
 	return txn_commit(txn);
 }
 
@@ -160,7 +173,21 @@ store_commit(struct store *st)
 	if (txn == NULL)
 		return 0;
 	st->batch = NULL;
+	st->state_dirty = 0;
+	st->log_bytes = 0;
+	st->log_since_ms = 0;
 	return txn_commit(txn);
+}
+
+int64_t
+store_commit_due(const struct store *st, int64_t now)
+{
+	if (st->batch == NULL)
+		return -1;
+	if (st->state_dirty || st->log_bytes >= LOG_COMMIT_BYTES ||
+	    now - st->log_since_ms >= LOG_COMMIT_MS)
+		return 0;
+	return st->log_since_ms + LOG_COMMIT_MS - now;
 }
 
 /* Pack msg into a new buffer: its MDB_val.  0 or -ENOMEM. */
@@ -234,7 +261,12 @@ store_open(struct store **out, const char *dir)
 	mdb_env_set_mapsize(st->env, STORE_MAP_SIZE);
 	mdb_env_set_maxdbs(st->env, STORE_MAX_DBS);
 	mdb_env_set_maxreaders(st->env, 126);
-	rc = map_rc(mdb_env_open(st->env, dir, MDB_NOTLS, 0600));
+	/*
+	 * NOMETASYNC: one fsync per commit (a system crash may undo the last
+	 * commit, never corrupt); NORDAHEAD: pages around the ones read are not
+	 * mapped in, so RSS stays what dbtd reads.
+	 */
+	rc = map_rc(mdb_env_open(st->env, dir, MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD, 0600));
 	if (rc < 0)
 		goto fail;
 	rc = txn_begin(st, 0, &txn);
@@ -765,39 +797,62 @@ store_log_append(struct store *st, uint64_t run_id, uint32_t step,
 	put_be32(key + 8, step);
 	put_be32(key + 12, seq);
 	rc = map_rc(mdb_put(txn, st->logs, &k, &v, 0));
-	return op_end(st, txn, 1, rc);
+	if (rc == 0 && st->batch) {
+		if (st->log_bytes == 0)
+			st->log_since_ms = now_ms();
+		st->log_bytes += len;
+	}
+	return op_end(st, txn, 2, rc);
 }
 
 int
-store_log_walk(struct store *st, uint64_t run_id, uint32_t step,
-               int (*fn)(void *arg, uint32_t step, const uint8_t *data, size_t len),
-               void *arg)
+store_log_read(struct store *st, uint64_t run_id, uint32_t step,
+               struct store_log_pos *pos, size_t budget,
+               int (*fn)(void *arg, uint32_t step, uint32_t seq, const uint8_t *data,
+                         size_t len), void *arg)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	uint8_t key[16];
 	MDB_val k = { 16, key }, v;
-	int rc = op_begin(st, 0, &txn), mrc;
+	size_t given = 0;
+	int n = 0, rc = op_begin(st, 0, &txn), mrc;
 
 	if (rc < 0)
 		return rc;
 	rc = map_rc(mdb_cursor_open(txn, st->logs, &cur));
 	if (rc < 0)
 		return op_end(st, txn, 0, rc);
-	memset(key, 0, sizeof(key));
 	put_be64(key, run_id);
-	put_be32(key + 8, step);
-	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	if (step && pos->step < step) {
+		put_be32(key + 8, step);
+		put_be32(key + 12, 0);
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	} else {
+		put_be32(key + 8, pos->step);
+		put_be32(key + 12, pos->seq);
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		/* skip the chunk the reader already has */
+		if (mrc == 0 && (pos->step || pos->seq) && k.mv_size == 16 &&
+		    memcmp(k.mv_data, key, 16) == 0)
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	for (; mrc == 0 && given < budget; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *kp = k.mv_data;
+		uint32_t kstep, kseq;
 		if (k.mv_size != 16 || get_be64(kp) != run_id)
 			break;
-		if (step && get_be32(kp + 8) != step)
+		kstep = get_be32(kp + 8);
+		kseq = get_be32(kp + 12);
+		if (step && kstep != step)
 			break;
-		rc = fn(arg, get_be32(kp + 8), v.mv_data, v.mv_size);
-		if (rc)
+		pos->step = kstep;
+		pos->seq = kseq;
+		n++;
+		given += v.mv_size;
+		if (fn(arg, kstep, kseq, v.mv_data, v.mv_size))
 			break;
 	}
 	mdb_cursor_close(cur);
-	return op_end(st, txn, 0, rc);
+	return op_end(st, txn, 0, n);
 }

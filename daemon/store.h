@@ -43,6 +43,14 @@ void store_set_group_commit(struct store *st, int on);
 /* store_commit - make the pending writes durable.  0 or -errno (lost). */
 int store_commit(struct store *st);
 
+/*
+ * store_commit_due - when the pending writes should be committed: 0 now
+ * (anything but log lines is pending, or log lines past 8 MiB or 20 ms), the
+ * ms until the pending log lines are due, or -1 when nothing is pending.
+ * Log lines of a chatty step thus cost a commit per 20 ms, not per line.
+ */
+int64_t store_commit_due(const struct store *st, int64_t now);
+
 /* store_close - close the environment; NULL is fine. */
 void store_close(struct store *st);
 
@@ -111,12 +119,21 @@ uint64_t store_job_active_run(struct store *st, uint64_t job_id);
 int store_log_append(struct store *st, uint64_t run_id, uint32_t step,
                      uint32_t seq, const uint8_t *data, size_t len);
 
+/* Where a reader of a run's log is: the last chunk it got (0, 0: none yet). */
+struct store_log_pos {
+	uint32_t step;
+	uint32_t seq;
+};
+
 /*
- * store_log_walk - call fn with every stored chunk of a run (step 0: all
- * steps) in order.  A non-zero return of fn stops the walk.
+ * store_log_read - call fn with the run's stored chunks after *pos (only
+ * step `step` when not 0), in order, until about `budget` bytes were given
+ * or fn returns non-zero; *pos follows.  data is valid during the call.
+ * Returns the number of chunks given, or -errno.
  */
-int store_log_walk(struct store *st, uint64_t run_id, uint32_t step,
-                   int (*fn)(void *arg, uint32_t step, const uint8_t *data,
-                             size_t len), void *arg);
+int store_log_read(struct store *st, uint64_t run_id, uint32_t step,
+                   struct store_log_pos *pos, size_t budget,
+                   int (*fn)(void *arg, uint32_t step, uint32_t seq,
+                             const uint8_t *data, size_t len), void *arg);
 
 #endif /* DBTD_STORE_H */

@@ -62,7 +62,7 @@ extern "C" {
 #endif
 
 #define DBTD_STEP_ABI_MAJOR 1
-#define DBTD_STEP_ABI_MINOR 0
+#define DBTD_STEP_ABI_MINOR 1
 
 /* Name of the symbol every plugin exports. */
 #define DBTD_STEP_PLUGIN_SYMBOL "dbtd_step_plugin_v1"
@@ -123,7 +123,22 @@ struct dbtd_spawn {
 };
 
 /*
- * The host function table.  dbtd passes it to every entry point.
+ * How far a step is, for progress(): `done` of `total` units (dbt: nodes),
+ * the units in progress and the ones that failed so far.  Zero-initialise
+ * and set `size` to sizeof(struct dbtd_progress).
+ */
+struct dbtd_progress {
+	uint32_t size;
+	uint32_t done;
+	uint32_t total;
+	const char *const *running;   /* nrunning names */
+	size_t nrunning;
+	const char *const *failed;    /* nfailed names */
+	size_t nfailed;
+};
+
+/*
+ * The host function table.  dbtd passes it to init and run.
  */
 struct dbtd_host {
 	uint32_t size;      /* sizeof(struct dbtd_host) of the host */
@@ -197,6 +212,16 @@ struct dbtd_host {
 	 * Secrets are masked like in log().
 	 */
 	void (*log_line)(dbtd_step_ctx *ctx, int stream, const char *text, size_t len);
+
+	/* ---- ABI 1.1 ---- */
+
+	/*
+	 * progress - report how far the step is; `dbtctl run view` and
+	 * `run watch` show it while the step runs, and the last report stays
+	 * with the step.  The host copies what it needs; call it as often as
+	 * progress changes.  Check DBTD_HOST_HAS(host, progress) first.
+	 */
+	void (*progress)(dbtd_step_ctx *ctx, const struct dbtd_progress *p);
 
 	/* New members are appended here. */
 };

@@ -198,35 +198,49 @@ struct chunks {
 	size_t n;
 };
 
-/* store_log_walk callback: concatenate. */
+/* store_log_read callback: concatenate. */
 static int
-collect_chunk(void *arg, uint32_t step, const uint8_t *data, size_t len)
+collect_chunk(void *arg, uint32_t step, uint32_t seq, const uint8_t *data, size_t len)
 {
 	struct chunks *c = arg;
 
+	(void)seq;
 	strncat(c->text, (const char *)data, len);
 	c->steps[c->n++] = step;
 	return 0;
 }
 
-/* Logs of a run and of one step. */
+/* Logs of a run and of one step, read in order and resumed where left. */
 static void
 test_logs(void **state)
 {
 	struct fixture *f = *state;
 	struct chunks c = { .n = 0 };
+	struct store_log_pos pos = { 0, 0 };
 
 	assert_int_equal(store_log_append(f->st, 7, 1, 0, (const uint8_t *)"a", 1), 0);
 	assert_int_equal(store_log_append(f->st, 7, 1, 1, (const uint8_t *)"b", 1), 0);
 	assert_int_equal(store_log_append(f->st, 7, 2, 2, (const uint8_t *)"c", 1), 0);
 	assert_int_equal(store_log_append(f->st, 8, 1, 0, (const uint8_t *)"X", 1), 0);
 	assert_int_equal(store_log_append(f->st, 6, 3, 0, (const uint8_t *)"Y", 1), 0);
-	assert_int_equal(store_log_walk(f->st, 7, 0, collect_chunk, &c), 0);
+	assert_int_equal(store_log_read(f->st, 7, 0, &pos, 1 << 20, collect_chunk, &c), 3);
 	assert_string_equal(c.text, "abc");
 	assert_int_equal(c.steps[2], 2);
+	/* nothing new: nothing given; a new chunk: only it */
+	assert_int_equal(store_log_read(f->st, 7, 0, &pos, 1 << 20, collect_chunk, &c), 0);
+	assert_int_equal(store_log_append(f->st, 7, 3, 3, (const uint8_t *)"d", 1), 0);
+	assert_int_equal(store_log_read(f->st, 7, 0, &pos, 1 << 20, collect_chunk, &c), 1);
+	assert_string_equal(c.text, "abcd");
+	/* one step; and a budget stops after the chunk that reaches it */
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(store_log_walk(f->st, 7, 2, collect_chunk, &c), 0);
+	memset(&pos, 0, sizeof(pos));
+	assert_int_equal(store_log_read(f->st, 7, 2, &pos, 1 << 20, collect_chunk, &c), 1);
 	assert_string_equal(c.text, "c");
+	memset(&c, 0, sizeof(c));
+	memset(&pos, 0, sizeof(pos));
+	assert_int_equal(store_log_read(f->st, 7, 0, &pos, 1, collect_chunk, &c), 1);
+	assert_int_equal(store_log_read(f->st, 7, 0, &pos, 1, collect_chunk, &c), 1);
+	assert_string_equal(c.text, "ab");
 }
 
 /*
