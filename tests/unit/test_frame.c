@@ -199,22 +199,20 @@ static void
 test_pack_oversize(void **state)
 {
 	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
-	Dbtd__LogChunk chunk = DBTD__LOG_CHUNK__INIT;
-	Dbtd__LogLine line = DBTD__LOG_LINE__INIT, *lines[1] = { &line };
+	Dbtd__LogData chunk = DBTD__LOG_DATA__INIT;
 	uint8_t *out = NULL;
 	size_t outlen;
 
 	(void)state;
-	line.text.len = FRAME_MAX + 1;
-	line.text.data = calloc(1, line.text.len);
-	assert_non_null(line.text.data);
-	chunk.n_lines = 1;
-	chunk.lines = lines;
+	chunk.step = 1;
+	chunk.data.len = FRAME_MAX + 1;
+	chunk.data.data = calloc(1, chunk.data.len);
+	assert_non_null(chunk.data.data);
 	ev.body_case = DBTD__RUNNER_EVENT__BODY_LOG;
 	ev.log = &chunk;
 	assert_int_equal(frame_pack(&ev.base, &out, &outlen), -ERANGE);
 	assert_null(out);
-	free(line.text.data);
+	free(chunk.data.data);
 }
 
 int
