@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -28,6 +30,7 @@ enum {
 	OPT_TYPE, OPT_COMMAND, OPT_STEP, OPT_SCHEDULE, OPT_TIMEZONE,
 	OPT_ON_PIPELINE, OPT_TIMEOUT,
 	OPT_WAIT, OPT_JOB, OPT_STATUS, OPT_TRIGGER, OPT_LIMIT, OPT_BEFORE,
+	OPT_SEARCH, OPT_CASE_SENSITIVE, OPT_REGEX, OPT_FOLLOW, OPT_OUTPUT,
 };
 
 /* What next_opt returns besides an option: help shown, or a usage error. */
@@ -137,16 +140,17 @@ usage_error(const struct command *cmd, const char *fmt, ...)
 }
 
 /*
- * Next option of the command: handles --json, --socket and --help itself.
+ * Next option of the command, short options as in getopt's shorts (which
+ * must start with ":h"): handles --json, --socket and --help itself.
  * Returns the option, -1 at the end, OPT_STOP_HELP after printing help, or
  * OPT_STOP_BAD after printing a usage error.
  */
 static int
-next_opt(struct dbtctl_opts *o, const struct command *cmd, int argc,
-         char **argv, const struct option *lo)
+next_opt_short(struct dbtctl_opts *o, const struct command *cmd, int argc,
+               char **argv, const char *shorts, const struct option *lo)
 {
 	for (;;) {
-		int c = getopt_long(argc, argv, ":h", lo, NULL);
+		int c = getopt_long(argc, argv, shorts, lo, NULL);
 
 		switch (c) {
 		case OPT_JSON:
@@ -171,6 +175,14 @@ next_opt(struct dbtctl_opts *o, const struct command *cmd, int argc,
 			return c;
 		}
 	}
+}
+
+/* next_opt_short for a command with long options only. */
+static int
+next_opt(struct dbtctl_opts *o, const struct command *cmd, int argc,
+         char **argv, const struct option *lo)
+{
+	return next_opt_short(o, cmd, argc, argv, ":h", lo);
 }
 
 /* Exit status for what next_opt returned when it stopped. */
@@ -1608,6 +1620,398 @@ cmd_run_list(struct dbtctl_opts *o, const struct command *cmd, int argc,
 	return rc;
 }
 
+/* ---- run logs ---- */
+
+/* Most lines of context -C takes. */
+#define LOGS_CONTEXT_MAX 10000
+
+/* Size of the stdio buffer of log output that does not go to a terminal. */
+#define LOGS_STDIO_BUFFER (1u << 20)
+
+/* The 1-based index of step i of r (the wire index, or its position). */
+static uint32_t
+run_step_index(const Dbtd__Run *r, size_t i)
+{
+	return r->steps[i]->index ? r->steps[i]->index : (uint32_t)(i + 1);
+}
+
+/* List the steps of a run on stderr (after a --step that names none). */
+static void
+list_steps(const Dbtd__Run *run)
+{
+	fprintf(stderr, "Steps of run %" PRIu64 ":\n", run->id);
+	for (size_t i = 0; i < run->n_steps; i++)
+		fprintf(stderr, "  %2" PRIu32 "  %s\n", run_step_index(run, i),
+		        run->steps[i]->name ? run->steps[i]->name : "-");
+}
+
+/*
+ * The step that --step ARG names in run: an index, or a name (the same
+ * in any case; else the one step whose name holds ARG in any case).
+ * Sets *idx and returns 0, or returns -EINVAL after saying why.
+ */
+static int
+resolve_step(const struct command *cmd, const Dbtd__Run *run, const char *arg,
+             uint32_t *idx)
+{
+	size_t n = 0, found = 0;
+
+	if (arg[0] >= '0' && arg[0] <= '9' && arg[strspn(arg, "0123456789")] == '\0') {
+		uint32_t k = 0;
+
+		if (parse_u32(cmd, "--step", arg, 1, UINT32_MAX, &k) < 0)
+			return -EINVAL;
+		/* a run not started yet may have no steps: dbtd decides */
+		if (run->n_steps == 0) {
+			*idx = k;
+			return 0;
+		}
+		for (size_t i = 0; i < run->n_steps; i++)
+			if (run_step_index(run, i) == k) {
+				*idx = k;
+				return 0;
+			}
+		bad_arg("run %" PRIu64 " has no step %" PRIu32, run->id, k);
+		list_steps(run);
+		return -EINVAL;
+	}
+	if (run->n_steps == 0)
+		return bad_arg("run %" PRIu64 " has no steps yet; --step NAME needs one "
+		               "(try --step 1)", run->id);
+	for (size_t i = 0; i < run->n_steps; i++)
+		if (run->steps[i]->name != NULL && strcasecmp(run->steps[i]->name, arg) == 0) {
+			*idx = run_step_index(run, i);
+			return 0;
+		}
+	for (size_t i = 0; i < run->n_steps; i++)
+		if (run->steps[i]->name != NULL && strcasestr(run->steps[i]->name, arg) != NULL) {
+			found = i;
+			n++;
+		}
+	if (n == 1) {
+		*idx = run_step_index(run, found);
+		return 0;
+	}
+	if (n == 0)
+		bad_arg("no step of run %" PRIu64 " is named \"%s\"", run->id, arg);
+	else
+		bad_arg("\"%s\" names %zu steps of run %" PRIu64 "; give more of the name "
+		        "or the step's number", arg, n, run->id);
+	list_steps(run);
+	return -EINVAL;
+}
+
+/* A file written under NAME.tmp, renamed to NAME once complete. */
+struct out_file {
+	const char *path;
+	char *tmp;
+	FILE *f;
+};
+
+/* Create path.tmp (mode 0644) for writing.  0, or exit status 1 after saying why. */
+static int
+out_file_open(struct out_file *of, const char *path)
+{
+	int fd;
+
+	of->path = path;
+	of->f = NULL;
+	if (asprintf(&of->tmp, "%s.tmp", path) < 0) {
+		of->tmp = NULL;
+		fprintf(stderr, "dbtctl: out of memory\n");
+		return DBTCTL_EXIT_FAILED;
+	}
+	fd = open(of->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || fchmod(fd, 0644) < 0 || (of->f = fdopen(fd, "w")) == NULL) {
+		fprintf(stderr, "dbtctl: cannot create %s: %s\n", of->tmp, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(of->tmp);
+		}
+		free(of->tmp);
+		of->tmp = NULL;
+		return DBTCTL_EXIT_FAILED;
+	}
+	setvbuf(of->f, NULL, _IOFBF, LOGS_STDIO_BUFFER);
+	return 0;
+}
+
+/*
+ * Finish the file: with keep, write it out and rename it into place (an
+ * exit status 1 after saying why it failed); else remove it.
+ */
+static int
+out_file_close(struct out_file *of, bool keep)
+{
+	int rc = 0;
+
+	if (of->f == NULL)
+		return keep ? DBTCTL_EXIT_FAILED : 0;
+	if (keep && (fflush(of->f) != 0 || ferror(of->f) || fsync(fileno(of->f)) < 0)) {
+		fprintf(stderr, "dbtctl: cannot write %s: %s\n", of->tmp, strerror(errno));
+		keep = false;
+		rc = DBTCTL_EXIT_FAILED;
+	}
+	if (fclose(of->f) != 0 && keep) {
+		fprintf(stderr, "dbtctl: cannot write %s: %s\n", of->tmp, strerror(errno));
+		keep = false;
+		rc = DBTCTL_EXIT_FAILED;
+	}
+	of->f = NULL;
+	if (keep && rename(of->tmp, of->path) < 0) {
+		fprintf(stderr, "dbtctl: cannot rename %s to %s: %s\n", of->tmp, of->path,
+		        strerror(errno));
+		keep = false;
+		rc = DBTCTL_EXIT_FAILED;
+	}
+	if (!keep)
+		unlink(of->tmp);
+	free(of->tmp);
+	of->tmp = NULL;
+	return rc;
+}
+
+/* True for the statuses a run ends in. */
+static bool
+run_final(Dbtd__RunStatus s)
+{
+	return s != DBTD__RUN_STATUS__RUN_QUEUED && s != DBTD__RUN_STATUS__RUN_RUNNING &&
+	       s != DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED;
+}
+
+/*
+ * `run logs ID [--step N|NAME] [--search TEXT] [--case-sensitive] [--regex]
+ * [-C N] [--follow] [--output FILE]`
+ */
+static int
+cmd_run_logs(struct dbtctl_opts *o, const struct command *cmd, int argc,
+             char **argv)
+{
+	static const struct option lo[] = {
+		{ "step", required_argument, NULL, OPT_STEP },
+		{ "search", required_argument, NULL, OPT_SEARCH },
+		{ "case-sensitive", no_argument, NULL, OPT_CASE_SENSITIVE },
+		{ "regex", no_argument, NULL, OPT_REGEX },
+		{ "context", required_argument, NULL, 'C' },
+		{ "follow", no_argument, NULL, OPT_FOLLOW },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		COMMON_OPTIONS
+	};
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__RunRef ref = DBTD__RUN_REF__INIT;
+	Dbtd__ReadLogs rl = DBTD__READ_LOGS__INIT;
+	Dbtd__Response *view = NULL, *last = NULL, *r = NULL;
+	struct out_logs_opts lopts = { 0 };
+	struct out_logs *lg = NULL;
+	struct out_file of = { 0 };
+	const char *step_arg = NULL, *output = NULL;
+	const Dbtd__Run *run;
+	bool context_set = false, ended = false;
+	FILE *out = stdout;
+	char err[256];
+	struct conn c;
+	int ch, rc, lrc = 0;
+
+	while ((ch = next_opt_short(o, cmd, argc, argv, ":hC:", lo)) != -1) {
+		switch (ch) {
+		case OPT_STEP:           step_arg = optarg; break;
+		case OPT_SEARCH:         lopts.search = optarg; break;
+		case OPT_CASE_SENSITIVE: lopts.case_sensitive = true; break;
+		case OPT_REGEX:          lopts.regex = true; break;
+		case OPT_FOLLOW:         rl.follow = 1; break;
+		case OPT_OUTPUT:         output = optarg; break;
+		case 'C': {
+			uint32_t n = 0;
+
+			if (parse_u32(cmd, "-C", optarg, 0, LOGS_CONTEXT_MAX, &n) < 0)
+				return DBTCTL_EXIT_USAGE;
+			lopts.context = n;
+			context_set = true;
+			break;
+		}
+		default:
+			return stop_status(ch);
+		}
+	}
+	if (run_id_arg(cmd, argc, argv, &ref.id) < 0)
+		return DBTCTL_EXIT_USAGE;
+	if (step_arg != NULL && step_arg[0] == '\0') {
+		usage_error(cmd, "--step needs a step number or name");
+		return DBTCTL_EXIT_USAGE;
+	}
+	if (lopts.search != NULL && lopts.search[0] == '\0') {
+		usage_error(cmd, "--search needs a non-empty TEXT");
+		return DBTCTL_EXIT_USAGE;
+	}
+	if (lopts.search == NULL && (context_set || lopts.case_sensitive || lopts.regex)) {
+		usage_error(cmd, "%s works only with --search",
+		            context_set ? "-C" : lopts.regex ? "--regex" : "--case-sensitive");
+		return DBTCTL_EXIT_USAGE;
+	}
+	if (output != NULL && output[0] == '\0') {
+		usage_error(cmd, "--output needs a FILE");
+		return DBTCTL_EXIT_USAGE;
+	}
+	if (output != NULL && (lopts.search != NULL || o->json)) {
+		usage_error(cmd, "--output writes the log as stored; it does not go with %s",
+		            lopts.search != NULL ? "--search" : "--json");
+		return DBTCTL_EXIT_USAGE;
+	}
+	lopts.json = o->json;
+	lopts.raw = output != NULL;
+	lopts.color = output == NULL && o->style.color;
+	rc = out_logs_new(&lg, &lopts, stdout, err, sizeof(err));
+	if (rc == -EINVAL) {
+		usage_error(cmd, "--search \"%s\" is not a valid extended regular expression: %s",
+		            lopts.search, err);
+		return DBTCTL_EXIT_USAGE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "dbtctl: out of memory\n");
+		return DBTCTL_EXIT_FAILED;
+	}
+
+	/* the run first: its steps, and "no such run" as other commands say it */
+	req.body_case = DBTD__REQUEST__BODY_VIEW_RUN;
+	req.view_run = &ref;
+	rc = request(o, &c, &req, DBTD__RESPONSE__BODY_RUN, "see dbtctl run list", &view);
+	if (rc != 0) {
+		out_logs_free(lg);
+		return rc;
+	}
+	run = view->run;
+	out_logs_set_run(lg, run);
+	if (step_arg != NULL && resolve_step(cmd, run, step_arg, &rl.step) < 0) {
+		rc = DBTCTL_EXIT_USAGE;
+		goto out;
+	}
+	if (output != NULL) {
+		rc = out_file_open(&of, output);
+		if (rc != 0)
+			goto out;
+		out = of.f;
+	} else if (!o->style.tty) {
+		setvbuf(stdout, NULL, _IOFBF, LOGS_STDIO_BUFFER);
+	}
+	/* the printer again, now that the step and the destination are known */
+	lopts.step = rl.step;
+	out_logs_free(lg);
+	lg = NULL;
+	if (out_logs_new(&lg, &lopts, out, NULL, 0) < 0) {
+		fprintf(stderr, "dbtctl: out of memory\n");
+		rc = DBTCTL_EXIT_FAILED;
+		goto out;
+	}
+	out_logs_set_run(lg, run);
+
+	rl.run = ref.id;
+	req.body_case = DBTD__REQUEST__BODY_READ_LOGS;
+	req.read_logs = &rl;
+	rc = conn_send(&c, &req);
+	if (rc < 0) {
+		rc = transport_error(&c, rc);
+		goto out;
+	}
+	while (!ended) {
+		rc = conn_recv(&c, &r);
+		if (rc < 0) {
+			out_logs_finish(lg);
+			fflush(out);
+			if (rc == -ECONNRESET || rc == -EPROTO)
+				fprintf(stderr, "dbtctl: dbtd at %s closed the connection before the "
+				        "end of the log of run %" PRIu64 "\n", c.path, ref.id);
+			else
+				transport_error(&c, rc);
+			rc = DBTCTL_EXIT_FAILED;
+			goto out;
+		}
+		ended = r->end;
+		if (r->body_case == DBTD__RESPONSE__BODY_LOG && r->log != NULL) {
+			lrc = out_logs_chunk(lg, r->log->step, r->log->data.data, r->log->data.len);
+			if (lrc == 0 && rl.follow && fflush(out) != 0)
+				lrc = -EIO;
+			dbtd__response__free_unpacked(r, NULL);
+			r = NULL;
+			if (lrc < 0)
+				break;
+		} else if (r->body_case == DBTD__RESPONSE__BODY_RUN && r->run != NULL) {
+			/* the run as the stream ends: the last state for the headers */
+			out_logs_set_run(lg, r->run);
+			if (last != NULL)
+				dbtd__response__free_unpacked(last, NULL);
+			last = r;
+			r = NULL;
+		} else if (r->body_case == DBTD__RESPONSE__BODY__NOT_SET && r->end) {
+			dbtd__response__free_unpacked(r, NULL);
+			r = NULL;
+		} else {
+			fflush(out);
+			rc = reply_check(r, DBTD__RESPONSE__BODY_LOG, "see dbtctl run list");
+			if (rc == 0)
+				rc = DBTCTL_EXIT_FAILED;
+			goto out;
+		}
+	}
+	if (lrc == 0)
+		lrc = out_logs_finish(lg);
+	if (lrc < 0) {
+		if (lrc == -EBADMSG)
+			fprintf(stderr, "dbtctl: dbtd sent a log record this dbtctl cannot decode; "
+			        "use a dbtctl from the same release as dbtd\n");
+		else if (lrc == -ENOMEM)
+			fprintf(stderr, "dbtctl: out of memory while printing the log\n");
+		else if (output != NULL)
+			fprintf(stderr, "dbtctl: cannot write %s: %s\n", of.tmp, strerror(errno));
+		/* a write error on stdout is reported by main (not for a closed pipe) */
+		rc = DBTCTL_EXIT_FAILED;
+		goto out;
+	}
+
+	run = last != NULL ? last->run : view->run;
+	if (output != NULL) {
+		rc = out_file_close(&of, true);
+		if (rc == 0)
+			fprintf(stderr, "wrote %" PRIu64 " lines of run %" PRIu64 " to %s\n",
+			        out_logs_lines(lg), ref.id, output);
+		if (rc != 0 || !rl.follow)
+			goto out;
+	}
+	fflush(stdout);
+	if (lopts.search == NULL && !o->json && output == NULL) {
+		if (rl.step != 0 && out_logs_step_lines(lg, rl.step) == 0)
+			fprintf(stderr, "(step %" PRIu32 " of run %" PRIu64 " has no log lines)\n",
+			        rl.step, ref.id);
+		else if (rl.step == 0 && run->n_steps == 0)
+			fprintf(stderr, "(run %" PRIu64 " has no steps%s)\n", ref.id,
+			        run->status == DBTD__RUN_STATUS__RUN_SKIPPED ? ": it was skipped" :
+			        run->status == DBTD__RUN_STATUS__RUN_QUEUED ? " yet: it is queued" : "");
+	}
+	if (lopts.search != NULL) {
+		rc = out_logs_matches(lg) > 0 ? DBTCTL_EXIT_OK : DBTCTL_EXIT_FAILED;
+	} else if (rl.follow) {
+		rc = run->status == DBTD__RUN_STATUS__RUN_COMPLETED ? DBTCTL_EXIT_OK
+		                                                     : DBTCTL_EXIT_FAILED;
+		if (!run_final(run->status))
+			fprintf(stderr, "dbtctl: dbtd ended the log while run %" PRIu64 " is still "
+			        "%s; see dbtctl run watch %" PRIu64 "\n", ref.id,
+			        run_status_json(run->status), ref.id);
+		else if (rc != DBTCTL_EXIT_OK && !o->json)
+			fprintf(stderr, "run %" PRIu64 " %s\n", ref.id, run_status_json(run->status));
+	} else {
+		rc = DBTCTL_EXIT_OK;
+	}
+out:
+	if (of.f != NULL)
+		out_file_close(&of, false);
+	if (r != NULL)
+		dbtd__response__free_unpacked(r, NULL);
+	if (last != NULL)
+		dbtd__response__free_unpacked(last, NULL);
+	out_logs_free(lg);
+	request_done(&c, view);
+	return rc;
+}
+
 /* ---- commands the socket API cannot serve yet ---- */
 
 /* A command of PRODUCT.md that has no request in dbtd.proto yet. */
@@ -1709,8 +2113,21 @@ static const struct command commands[] = {
 	  "Run a completed or failed run again, on the branch's latest commit.",
 	  "  --wait               follow the new run until it ends; exit 0 only if it completed\n",
 	  cmd_run_rerun },
-	{ "run", "logs", "ID [--step N|NAME] [--search TEXT] [--follow] [--output FILE]",
-	  "Show a run's logs (not available yet).", NULL, cmd_unavailable },
+	{ "run", "logs",
+	  "ID [--step N|NAME] [--search TEXT [--case-sensitive] [--regex] [-C N]]\n"
+	  "              [--follow] [--output FILE]",
+	  "Show a run's step logs, search them, or save them.",
+	  "  --step N|NAME        only step N, or the step named NAME (any case; a unique\n"
+	  "                       part of a name will do, e.g. build)\n"
+	  "  --search TEXT        only lines holding TEXT (any case), as\n"
+	  "                       STEP:LINE: ...; exit 1 when no line matches\n"
+	  "  --case-sensitive     --search matches letters in the same case only\n"
+	  "  --regex              TEXT is a POSIX extended regular expression\n"
+	  "  -C, --context N      N lines of context around each match\n"
+	  "  --follow             keep printing lines as the run writes them until it\n"
+	  "                       ends; exit 0 only if it completed\n"
+	  "  --output FILE        write the log, text exactly as stored, to FILE\n",
+	  cmd_run_logs },
 	{ "run", "lineage", "ID [--format text|dot|mermaid|json] [--select SPEC] [--impact]",
 	  "Show the lineage of a run's models (not available yet).", NULL, cmd_unavailable },
 	{ "run", "artifacts", "ID [--tree] [--search TEXT]",

@@ -84,6 +84,8 @@ void out_run_view(const struct out_style *st, const Dbtd__Run *r, int64_t now);
 /* What has been shown of a watched run so far. */
 struct out_progress {
 	Dbtd__StepStatus *seen; /* last status shown, by step position */
+	uint32_t *done;         /* last node count shown (not a terminal),
+	                           by step position; UINT32_MAX: none */
 	size_t nseen;
 	Dbtd__RunStatus status; /* last run status shown; 0 before the first */
 	uint32_t open;          /* 1 + position of the step whose "running"
@@ -97,7 +99,9 @@ void out_progress_init(struct out_progress *p);
  * out_progress_update - print one line per step that changed since the
  * last update (✓ name (0.3s) when it completed, ✗ when it failed, – when
  * skipped or canceled; on a terminal also a ● line while it runs, rewritten
- * in place) and a line when the run goes from queued to running.
+ * in place, with a bar of the step's progress when it reports one; not on
+ * a terminal, "  name: 12/30 nodes" each time a running step's count
+ * changes) and a line when the run goes from queued to running.
  * The first update only records the run status.  Returns 0 or -ENOMEM.
  */
 int out_progress_update(const struct out_style *st, struct out_progress *p,
@@ -105,5 +109,67 @@ int out_progress_update(const struct out_style *st, struct out_progress *p,
 
 /* out_progress_free - end an open line and free the record. */
 void out_progress_free(struct out_progress *p);
+
+/* ---- step logs (`run logs`) ---- */
+
+/* How `run logs` prints a run's step logs. */
+struct out_logs_opts {
+	uint32_t step;          /* the one step asked for, or 0 for every step */
+	const char *search;     /* print only the lines holding this, or NULL */
+	bool case_sensitive;    /* search: letters must match in case */
+	bool regex;             /* search is a POSIX extended regular expression */
+	unsigned context;       /* search: lines of context around matches */
+	bool json;              /* one JSON object per line (JSON Lines) */
+	bool raw;               /* text bytes as stored (--output), else escaped */
+	bool color;             /* bold headers, matches in bold red */
+};
+
+/* A log being printed: step headers, line numbers, search state. */
+struct out_logs;
+
+/*
+ * out_logs_new - start printing to f as opts says (opts->search is not
+ * copied: it must outlive the printer).  Returns 0, -ENOMEM, or -EINVAL
+ * for a regular expression that does not compile, with regerror's words
+ * in err.
+ */
+int out_logs_new(struct out_logs **out, const struct out_logs_opts *opts,
+                 FILE *f, char *err, size_t errlen);
+
+/*
+ * out_logs_set_run - the run the log belongs to, for step names, statuses
+ * and durations in headers; it must stay valid until the next call or
+ * out_logs_free.  Call it before the first chunk and whenever a newer
+ * state of the run arrives.
+ */
+void out_logs_set_run(struct out_logs *lg, const Dbtd__Run *run);
+
+/*
+ * out_logs_chunk - print the records of one LogData frame (proto/logrec.h)
+ * of step `step`: headers due before them, then the lines (or the matches
+ * and their context).  Returns 0, -EBADMSG for a truncated record (what
+ * came before it is printed), -ENOMEM, or -EIO when writing failed.
+ */
+int out_logs_chunk(struct out_logs *lg, uint32_t step, const uint8_t *data,
+                   size_t len);
+
+/*
+ * out_logs_finish - the log is complete: headers of the steps that had no
+ * line (every step shown, no search), and everything written to f.
+ * Returns 0, -ENOMEM or -EIO.
+ */
+int out_logs_finish(struct out_logs *lg);
+
+/* out_logs_lines - log lines printed so far (search: matches and context). */
+uint64_t out_logs_lines(const struct out_logs *lg);
+
+/* out_logs_matches - lines that matched the search so far. */
+uint64_t out_logs_matches(const struct out_logs *lg);
+
+/* out_logs_step_lines - lines of step `step` seen so far. */
+uint64_t out_logs_step_lines(const struct out_logs *lg, uint32_t step);
+
+/* out_logs_free - release the printer (f is left open). */
+void out_logs_free(struct out_logs *lg);
 
 #endif /* DBTCTL_OUTPUT_H */

@@ -23,6 +23,7 @@ struct daemon {
 	struct logs *logs;
 	char *state_dir;
 	char *work_dir;        /* per-run workspaces: <state_dir>/work */
+	char *blob_dir;        /* artifact contents by sha256: <state_dir>/blobs */
 	unsigned max_runs;     /* run slots */
 	int stopping;
 };

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "artifacts.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "log.h"
@@ -723,6 +724,15 @@ dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
 		break;
 	case DBTD__REQUEST__BODY_RERUN:
 		do_rerun(d, c, req->rerun);
+		break;
+	case DBTD__REQUEST__BODY_LINEAGE:
+		artifacts_lineage(d, c, req->lineage);
+		break;
+	case DBTD__REQUEST__BODY_ARTIFACTS:
+		artifacts_list(d, c, req->artifacts);
+		break;
+	case DBTD__REQUEST__BODY_ARTIFACT:
+		artifacts_send(d, c, req->artifact);
 		break;
 	case DBTD__REQUEST__BODY_READ_LOGS:
 		logs_open(d->logs, c, req->read_logs);

@@ -617,7 +617,7 @@ h_progress(dbtd_step_ctx *ctx, const struct dbtd_progress *p)
 	Dbtd__Step s = DBTD__STEP__INIT;
 	Dbtd__Progress pr = DBTD__PROGRESS__INIT;
 
-	if (p == NULL || p->size < offsetof(struct dbtd_progress, failed) + sizeof(p->failed))
+	if (p == NULL || p->size < offsetof(struct dbtd_progress, nfailed) + sizeof(p->nfailed))
 		return;
 	pr.done = p->done;
 	pr.total = p->total;

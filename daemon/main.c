@@ -205,9 +205,10 @@ main(int argc, char **argv)
 	if (sock == NULL || d.state_dir == NULL)
 		goto out;
 	d.work_dir = xasprintf("%s/work", d.state_dir);
+	d.blob_dir = xasprintf("%s/blobs", d.state_dir);
 	d.max_runs = o.max_runs;
 	d.loop = ev_default_loop(EVFLAG_AUTO);
-	if (d.loop == NULL || d.work_dir == NULL) {
+	if (d.loop == NULL || d.work_dir == NULL || d.blob_dir == NULL) {
 		log_err("cannot set up the event loop");
 		goto out;
 	}
@@ -219,8 +220,10 @@ main(int argc, char **argv)
 		goto out;
 	}
 	rc = mkdir_p(d.work_dir, 0700);
+	if (rc == 0)
+		rc = mkdir_p(d.blob_dir, 0700);
 	if (rc < 0) {
-		log_err("cannot create %s: %s", d.work_dir, strerror(-rc));
+		log_err("cannot create %s and %s: %s", d.work_dir, d.blob_dir, strerror(-rc));
 		goto out;
 	}
 	log_info("state in %s; %u run slot%s", d.state_dir, d.max_runs, d.max_runs == 1 ? "" : "s");
@@ -266,6 +269,7 @@ out:
 	if (d.loop)
 		ev_loop_destroy(d.loop);
 	free(d.work_dir);
+	free(d.blob_dir);
 	free(d.state_dir);
 	free(sock);
 	if (status == 0)

@@ -10,7 +10,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "collect.h"
 #include "host.h"
+#include "lineage.h"
 #include "names.h"
 #include "pb.h"
 #include "runner.h"
@@ -163,6 +165,27 @@ send_finished(struct host_run *hr, uint32_t index, Dbtd__StepStatus st, const ch
 	host_send(hr, &ev);
 }
 
+/* After the last step ran: keep the files dbt wrote, logging in that step's log. */
+static void
+keep_artifacts(dbtd_step_ctx *ctx, const struct runner_spec *sp)
+{
+	struct host_run *hr = ctx->hr;
+	const char *dir = NULL;
+	int n;
+
+	for (size_t i = hr->noutputs; i-- > 0 && dir == NULL;)
+		if (strcmp(hr->outputs[i].key, "run.project_dir") == 0)
+			dir = hr->outputs[i].value;
+	if (dir == NULL)
+		return; /* the clone never got that far: nothing was written */
+	n = collect_artifacts(ctx, dir, sp->blob_dir);
+	if (n < 0)
+		host_log_text(ctx, "the files dbt wrote could not be kept: %s", strerror(-n));
+	else
+		host_log_text(ctx, "kept %d file%s dbt wrote (target/, logs/)", n, n == 1 ? "" : "s");
+	host_flush(hr);
+}
+
 /* A plugin's per-run state, created by its init on first use. */
 struct plugin_state {
 	const struct plugin *p;
@@ -170,10 +193,14 @@ struct plugin_state {
 	int inited;
 };
 
-/* Run one step through its plugin; returns its final status. */
+/*
+ * Run one step through its plugin; returns its final status.  When it is
+ * the run's last step (the last one, or one that did not complete), the
+ * files dbt wrote are kept before the step's log ends.
+ */
 static Dbtd__StepStatus
 run_step(struct host_run *hr, const struct runner_spec *sp, const Dbtd__Step *step,
-         struct plugin_state *ps, size_t nps, char **error)
+         int last, struct plugin_state *ps, size_t nps, char **error)
 {
 	const struct dbtd_host *host = host_table();
 	dbtd_step_ctx ctx = { .hr = hr, .step = step, .error = NULL };
@@ -211,8 +238,69 @@ run_step(struct host_run *hr, const struct runner_spec *sp, const Dbtd__Step *st
 	else if (*error == NULL)
 		*error = xasprintf("step %u (%s) failed", step->index, step->name);
 	format_duration(now_ms() - t0, dur, sizeof(dur));
+	if (last || result != DBTD__STEP_STATUS__STEP_COMPLETED)
+		keep_artifacts(&ctx, sp);
 	host_log_text(&ctx, "%s %s after %s", step->name, step_status_json(result), dur);
 	return result;
+}
+
+/* True for a dbt step whose command writes target/manifest.json. */
+static int
+writes_manifest(const Dbtd__Step *step)
+{
+	const char *c = step->command;
+
+	if (strcmp(step->type, "dbt") != 0)
+		return 0;
+	c += strspn(c, " \t");
+	if (strncmp(c, "dbt", 3) == 0)
+		c += 3;
+	c += strspn(c, " \t");
+	return strncmp(c, "deps", 4) != 0 && strncmp(c, "clean", 5) != 0 &&
+	       strncmp(c, "debug", 5) != 0 && strncmp(c, "init", 4) != 0;
+}
+
+/*
+ * After a dbt step (also one that failed or was canceled): read the
+ * manifest and run results it left and send the run's lineage graph; the
+ * statuses of earlier steps' nodes carry over.  A manifest that cannot be
+ * read sends the reason instead; it never fails the run.
+ */
+static void
+send_lineage(struct host_run *hr, const Dbtd__Step *step, Dbtd__Lineage **graph)
+{
+	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
+	Dbtd__Lineage empty = DBTD__LINEAGE__INIT, *l = NULL;
+	const char *dir = NULL;
+	char *target = NULL, *why = NULL;
+
+	for (size_t i = hr->noutputs; i-- > 0 && dir == NULL;)
+		if (strcmp(hr->outputs[i].key, "run.project_dir") == 0)
+			dir = hr->outputs[i].value;
+	if (dir == NULL)
+		return;
+	target = xasprintf("%s/target", dir);
+	if (target && lineage_read(target, &l, &why) == 0) {
+		if (*graph)
+			lineage_merge_status(l, *graph);
+		l->step = step->index;
+		ev.lineage = l;
+	} else {
+		empty.error = why ? why : (char *)"cannot read target/manifest.json";
+		empty.step = step->index;
+		ev.lineage = *graph ? *graph : &empty; /* keep the last good graph */
+	}
+	ev.body_case = DBTD__RUNNER_EVENT__BODY_LINEAGE;
+	host_flush(hr);
+	if (ev.lineage != *graph)
+		host_send(hr, &ev);
+	if (l) {
+		if (*graph)
+			dbtd__lineage__free_unpacked(*graph, NULL);
+		*graph = l;
+	}
+	free(why);
+	free(target);
 }
 
 void
@@ -220,6 +308,7 @@ runner_main(const struct runner_spec *sp)
 {
 	struct host_run hr;
 	struct plugin_state *ps;
+	Dbtd__Lineage *graph = NULL;
 	size_t nps = sp->plugins->n;
 	int null;
 
@@ -251,12 +340,16 @@ runner_main(const struct runner_spec *sp)
 			break;
 		}
 		send_started(&hr, step->index);
-		st = run_step(&hr, sp, step, ps, nps, &error);
+		st = run_step(&hr, sp, step, i + 1 == sp->run->n_steps, ps, nps, &error);
 		send_finished(&hr, step->index, st, error);
 		free(error);
+		if (writes_manifest(step))
+			send_lineage(&hr, step, &graph);
 		if (st != DBTD__STEP_STATUS__STEP_COMPLETED)
 			break;
 	}
+	if (graph)
+		dbtd__lineage__free_unpacked(graph, NULL);
 	for (size_t i = 0; i < nps; i++)
 		if (ps[i].inited && ps[i].p->desc->fini)
 			ps[i].p->desc->fini(ps[i].data);

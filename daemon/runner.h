@@ -18,6 +18,7 @@ struct runner_spec {
 	const Dbtd__Project *project;      /* with its secrets */
 	const struct plugin_set *plugins;
 	const char *workspace;             /* this run's private directory */
+	const char *blob_dir;              /* where artifact contents are kept */
 	int fd;                            /* our end of the socketpair */
 	pid_t dbtd_pid;                    /* the parent; its death stops the run */
 };

@@ -485,6 +485,25 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 			          ev->log->data.data, ev->log->data.len);
 		break;
 	}
+	case DBTD__RUNNER_EVENT__BODY_LINEAGE: {
+		int rc = store_lineage_put(a->r->d->store, run->id, ev->lineage);
+		if (rc < 0)
+			log_err("run %llu: cannot store its lineage: %s", (unsigned long long)run->id,
+			        store_strerror(rc));
+		break;
+	}
+	case DBTD__RUNNER_EVENT__BODY_ARTIFACTS:
+		for (size_t i = 0; i < ev->artifacts->n_items; i++) {
+			const Dbtd__Artifact *art = ev->artifacts->items[i];
+			int rc;
+			if (art->path[0] == '/' || strstr(art->path, ".."))
+				continue; /* the runner never sends these; refuse them all the same */
+			rc = store_artifact_put(a->r->d->store, run->id, art);
+			if (rc < 0)
+				log_err("run %llu: cannot keep artifact %s: %s", (unsigned long long)run->id,
+				        art->path, store_strerror(rc));
+		}
+		break;
 	case DBTD__RUNNER_EVENT__BODY_PROGRESS:
 		s = step_at(run, ev->progress->index);
 		if (s == NULL || ev->progress->progress == NULL)
@@ -876,7 +895,7 @@ start_run(struct runs *r, struct queued *q)
 		struct runner_spec spec = {
 			.run = run, .job = job, .env = env, .project = proj,
 			.plugins = &r->d->plugins, .workspace = a->workspace, .fd = sv[1],
-			.dbtd_pid = ppid,
+			.dbtd_pid = ppid, .blob_dir = r->d->blob_dir,
 		};
 		setpgid(0, 0);
 		close(sv[0]);

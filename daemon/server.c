@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "artifacts.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "frame.h"
@@ -70,6 +71,7 @@ client_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_timer_stop(loop, &c->stall);
 	runs_forget_client(srv->d->runs, c);
 	logs_forget_client(srv->d->logs, c);
+	artifacts_forget_client(srv->d, c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -21,6 +21,7 @@ struct store {
 	MDB_dbi obj[3], names[3];
 	MDB_dbi runs, runs_active, logs;
 	MDB_dbi by_job, by_status, by_trigger, by_branch; /* run indexes */
+	MDB_dbi lineage, artifacts;
 	int group;        /* group commit: writes go into `batch` */
 	MDB_txn *batch;   /* the open group transaction, or NULL */
 	int state_dirty;  /* the batch holds more than log lines */
@@ -245,6 +246,8 @@ store_open(struct store **out, const char *dir)
 		{ "runs_by_status", offsetof(struct store, by_status) },
 		{ "runs_by_trigger", offsetof(struct store, by_trigger) },
 		{ "runs_by_branch", offsetof(struct store, by_branch) },
+		{ "lineage", offsetof(struct store, lineage) },
+		{ "artifacts", offsetof(struct store, artifacts) },
 	};
 	struct store *st = calloc(1, sizeof(*st));
 	MDB_txn *txn = NULL;
@@ -855,4 +858,125 @@ store_log_read(struct store *st, uint64_t run_id, uint32_t step,
 	}
 	mdb_cursor_close(cur);
 	return op_end(st, txn, 0, n);
+}
+
+int
+store_lineage_put(struct store *st, uint64_t run_id, const Dbtd__Lineage *l)
+{
+	MDB_txn *txn;
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+	int rc = pack_val(&l->base, &v);
+
+	if (rc < 0)
+		return rc;
+	rc = op_begin(st, 1, &txn);
+	if (rc == 0) {
+		put_be64(key, run_id);
+		rc = op_end(st, txn, 1, map_rc(mdb_put(txn, st->lineage, &k, &v, 0)));
+	}
+	free(v.mv_data);
+	return rc;
+}
+
+int
+store_lineage_get(struct store *st, uint64_t run_id, Dbtd__Lineage **out)
+{
+	MDB_txn *txn;
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+	int rc = op_begin(st, 0, &txn);
+
+	if (rc < 0)
+		return rc;
+	put_be64(key, run_id);
+	rc = map_rc(mdb_get(txn, st->lineage, &k, &v));
+	if (rc == 0)
+		rc = unpack_val(&dbtd__lineage__descriptor, &v, (ProtobufCMessage **)out);
+	return op_end(st, txn, 0, rc);
+}
+
+/* An artifact key: run id, then the path.  Returns its length, 0 if too long. */
+static size_t
+artifact_key(uint8_t *key, size_t cap, uint64_t run_id, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (8 + n > cap)
+		return 0;
+	put_be64(key, run_id);
+	memcpy(key + 8, path, n);
+	return 8 + n;
+}
+
+int
+store_artifact_put(struct store *st, uint64_t run_id, const Dbtd__Artifact *a)
+{
+	MDB_txn *txn;
+	uint8_t key[INDEX_KEY_MAX + 8];
+	MDB_val k = { 0, key }, v;
+	int rc;
+
+	k.mv_size = artifact_key(key, sizeof(key), run_id, a->path);
+	if (k.mv_size == 0)
+		return -ENAMETOOLONG;
+	rc = pack_val(&a->base, &v);
+	if (rc < 0)
+		return rc;
+	rc = op_begin(st, 1, &txn);
+	if (rc == 0)
+		rc = op_end(st, txn, 1, map_rc(mdb_put(txn, st->artifacts, &k, &v, 0)));
+	free(v.mv_data);
+	return rc;
+}
+
+int
+store_artifact_get(struct store *st, uint64_t run_id, const char *path, Dbtd__Artifact **out)
+{
+	MDB_txn *txn;
+	uint8_t key[INDEX_KEY_MAX + 8];
+	MDB_val k = { 0, key }, v;
+	int rc;
+
+	k.mv_size = artifact_key(key, sizeof(key), run_id, path);
+	if (k.mv_size == 0)
+		return -ENOENT;
+	rc = op_begin(st, 0, &txn);
+	if (rc < 0)
+		return rc;
+	rc = map_rc(mdb_get(txn, st->artifacts, &k, &v));
+	if (rc == 0)
+		rc = unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)out);
+	return op_end(st, txn, 0, rc);
+}
+
+int
+store_artifacts_list(struct store *st, uint64_t run_id,
+                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+	int rc = op_begin(st, 0, &txn), mrc;
+
+	if (rc < 0)
+		return rc;
+	rc = map_rc(mdb_cursor_open(txn, st->artifacts, &cur));
+	if (rc < 0)
+		return op_end(st, txn, 0, rc);
+	put_be64(key, run_id);
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		Dbtd__Artifact *a;
+		if (k.mv_size < 8 || get_be64(k.mv_data) != run_id)
+			break;
+		if (unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a) < 0)
+			continue;
+		rc = fn(arg, a);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return op_end(st, txn, 0, rc);
 }

@@ -119,6 +119,23 @@ uint64_t store_job_active_run(struct store *st, uint64_t job_id);
 int store_log_append(struct store *st, uint64_t run_id, uint32_t step,
                      uint32_t seq, const uint8_t *data, size_t len);
 
+/* store_lineage_put - keep run_id's lineage graph (replacing one kept). */
+int store_lineage_put(struct store *st, uint64_t run_id, const Dbtd__Lineage *l);
+
+/* store_lineage_get - run_id's lineage graph; -ENOENT when none was kept. */
+int store_lineage_get(struct store *st, uint64_t run_id, Dbtd__Lineage **out);
+
+/* store_artifact_put - keep one artifact (path, size, digest) of a run. */
+int store_artifact_put(struct store *st, uint64_t run_id, const Dbtd__Artifact *a);
+
+/* store_artifact_get - the artifact at path of a run; -ENOENT when none. */
+int store_artifact_get(struct store *st, uint64_t run_id, const char *path,
+                       Dbtd__Artifact **out);
+
+/* store_artifacts_list - call fn with every artifact of a run, by path (fn owns it). */
+int store_artifacts_list(struct store *st, uint64_t run_id,
+                         int (*fn)(void *arg, Dbtd__Artifact *a), void *arg);
+
 /* Where a reader of a run's log is: the last chunk it got (0, 0: none yet). */
 struct store_log_pos {
 	uint32_t step;

@@ -2,12 +2,14 @@
  * dbt.c - the "dbt" step: run step.command ("dbt build", "dbt run --select
  * foo", ...) in the project directory with the run's profile.  dbt is told
  * to print JSON log events; the step log stores their human-readable
- * messages, and the error events become the run's error summary.
+ * messages, the error events become the run's error summary, and the node
+ * start and result events become the step's progress (ABI 1.1 hosts).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +29,29 @@ static const char *const fixed_keys[] = {
 	"DBT_PROFILES_DIR", "DBT_PROJECT_DIR", "DBT_LOG_FORMAT", "DBT_ENV_SECRET_DBTD_PASSWORD",
 };
 
+/*
+ * How far dbt is, from its node events (for host->progress).  A node is
+ * known by its unique_id; running lists the nodes started and not finished,
+ * in the order they started.
+ */
+struct dbt_progress {
+	json_t *finished;            /* unique_ids of the finished nodes (keys) */
+	char **run_ids;              /* unique_ids of the running nodes */
+	char **run_names;            /* their names, parallel to run_ids */
+	size_t nrunning, caprunning;
+	char **failed;               /* names of the nodes that failed, in order */
+	size_t nfailed, capfailed;
+	uint32_t done;               /* distinct nodes finished */
+	uint32_t total;              /* nodes dbt selected (its events' total) */
+	int reported;                /* progress() was called at least once */
+};
+
 /* What the line callback learns while dbt runs. */
 struct dbt_state {
 	const struct dbtd_host *host;
 	dbtd_step_ctx *ctx;
+	int prog_enabled;            /* the host has progress() */
+	struct dbt_progress prog;
 	char errors[ERROR_CAP + 4];  /* dbt's error text, one line, "..." when cut */
 	size_t errlen;
 	char failure[512];           /* a "Failure in model x (path)" not yet added */
@@ -204,6 +225,201 @@ static void log_message(struct dbt_state *st, int stream, const char *msg)
 	} while (*line++ == '\n');
 }
 
+/*
+ * dbt's events that say a node finished; their data has index, total (tests:
+ * num_models), status and node_info.  is_failed_status() tells which status
+ * makes the node failed.  (A node starts with LogStartLine.)
+ */
+static const char *const result_events[] = {
+	"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult",
+	"LogNodeResult", "LogFreshnessResult", "LogFunctionResult", "LogNodeNoOpResult",
+};
+/*
+ * Events that say a node was skipped after an upstream failure: it counts as
+ * finished, never as failed.  LogSkipBecauseError has no node_info (and its
+ * status is the upstream ephemeral model's).
+ */
+static const char *const skip_events[] = { "SkippingDetails", "LogSkipBecauseError" };
+
+/* True when `name` is one of the `n` strings of `list`. */
+static int in_list(const char *name, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(name, list[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* True for a result status that makes a node failed. */
+static int is_failed_status(const char *status)
+{
+	return status != NULL && (strcmp(status, "error") == 0 || strcmp(status, "fail") == 0 ||
+	                          strcmp(status, "runtime error") == 0);
+}
+
+/* A non-empty string member of `obj`, or NULL. */
+static const char *json_str(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+/* Make room for `cap` entries in *v; 0 or -ENOMEM (*v unchanged). */
+static int names_reserve(char ***v, size_t cap)
+{
+	char **nv = realloc(*v, cap * sizeof(char *));
+
+	if (nv == NULL)
+		return -ENOMEM;
+	*v = nv;
+	return 0;
+}
+
+/* Add a node to the end of the running list (left out when out of memory). */
+static void running_add(struct dbt_progress *pg, const char *id, const char *name)
+{
+	char *i, *n;
+
+	if (pg->nrunning == pg->caprunning) {
+		size_t cap = pg->caprunning ? pg->caprunning * 2 : 16;
+
+		if (names_reserve(&pg->run_ids, cap) < 0 || names_reserve(&pg->run_names, cap) < 0)
+			return;
+		pg->caprunning = cap;
+	}
+	i = strdup(id);
+	n = strdup(name);
+	if (i == NULL || n == NULL) {
+		free(i);
+		free(n);
+		return;
+	}
+	pg->run_ids[pg->nrunning] = i;
+	pg->run_names[pg->nrunning] = n;
+	pg->nrunning++;
+}
+
+/* Remove entry `at` from the running list, keeping the others in order. */
+static void running_remove(struct dbt_progress *pg, size_t at)
+{
+	free(pg->run_ids[at]);
+	free(pg->run_names[at]);
+	memmove(pg->run_ids + at, pg->run_ids + at + 1, (pg->nrunning - at - 1) * sizeof(char *));
+	memmove(pg->run_names + at, pg->run_names + at + 1,
+	        (pg->nrunning - at - 1) * sizeof(char *));
+	pg->nrunning--;
+}
+
+/* Add a name to the failed list (left out when out of memory). */
+static void failed_add(struct dbt_progress *pg, const char *name)
+{
+	char *n;
+
+	if (pg->nfailed == pg->capfailed) {
+		size_t cap = pg->capfailed ? pg->capfailed * 2 : 8;
+
+		if (names_reserve(&pg->failed, cap) < 0)
+			return;
+		pg->capfailed = cap;
+	}
+	if ((n = strdup(name)) != NULL)
+		pg->failed[pg->nfailed++] = n;
+}
+
+/* Free what the progress state holds. */
+static void progress_free(struct dbt_progress *pg)
+{
+	for (size_t i = 0; i < pg->nrunning; i++) {
+		free(pg->run_ids[i]);
+		free(pg->run_names[i]);
+	}
+	for (size_t i = 0; i < pg->nfailed; i++)
+		free(pg->failed[i]);
+	free(pg->run_ids);
+	free(pg->run_names);
+	free(pg->failed);
+	json_decref(pg->finished);
+	memset(pg, 0, sizeof(*pg));
+}
+
+/* Tell the host how far dbt is (the host copies the names). */
+static void progress_report(struct dbt_state *st)
+{
+	struct dbt_progress *pg = &st->prog;
+	struct dbtd_progress p = { .size = sizeof(p) };
+
+	p.done = pg->done;
+	p.total = pg->total > pg->done ? pg->total : pg->done;
+	p.running = (const char *const *)pg->run_names;
+	p.nrunning = pg->nrunning;
+	p.failed = (const char *const *)pg->failed;
+	p.nfailed = pg->nfailed;
+	st->host->progress(st->ctx, &p);
+	pg->reported = 1;
+}
+
+/* Follow a node started / finished / skipped event and report progress. */
+static void note_progress(struct dbt_state *st, const char *name, json_t *data)
+{
+	struct dbt_progress *pg = &st->prog;
+	json_t *node_info = json_object_get(data, "node_info");
+	const char *id, *node, *status;
+	char idbuf[32];
+	json_int_t total, index;
+	int start = strcmp(name, "LogStartLine") == 0;
+	int skip = !start && in_list(name, skip_events, sizeof(skip_events) / sizeof(skip_events[0]));
+	size_t i;
+
+	if (!start && !skip &&
+	    !in_list(name, result_events, sizeof(result_events) / sizeof(result_events[0])))
+		return;
+	if (!json_is_object(data))
+		return;
+	total = json_integer_value(json_object_get(data, "total"));
+	if (total <= 0)
+		total = json_integer_value(json_object_get(data, "num_models"));
+	if (total > 0)
+		pg->total = total > (json_int_t)UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+
+	id = json_str(node_info, "unique_id");
+	if (id == NULL) {
+		index = json_integer_value(json_object_get(data, "index"));
+		if (index <= 0)
+			return;
+		snprintf(idbuf, sizeof(idbuf), "#%lld", (long long)index);
+		id = idbuf;
+	}
+	if ((node = json_str(node_info, "node_name")) == NULL &&
+	    (node = json_str(data, "name")) == NULL &&       /* LogTestResult */
+	    (node = json_str(data, "node_name")) == NULL &&  /* SkippingDetails */
+	    (node = json_str(data, "relation")) == NULL)     /* LogSkipBecauseError */
+		node = id;
+
+	for (i = 0; i < pg->nrunning; i++)
+		if (strcmp(pg->run_ids[i], id) == 0)
+			break;
+	if (start) {
+		if (i == pg->nrunning && json_object_get(pg->finished, id) == NULL)
+			running_add(pg, id, node);
+	} else {
+		if (i < pg->nrunning)
+			running_remove(pg, i);
+		if (json_object_get(pg->finished, id) == NULL) {
+			if (pg->finished == NULL)
+				pg->finished = json_object();
+			json_object_set_new(pg->finished, id, json_true());
+			if (pg->done < UINT32_MAX)
+				pg->done++;
+			if ((status = json_str(data, "status")) == NULL)
+				status = json_str(node_info, "node_status");
+			if (!skip && is_failed_status(status))
+				failed_add(pg, node);
+		}
+	}
+	progress_report(st);
+}
+
 /* Line callback: turn dbt's JSON events into readable lines and note errors. */
 static int on_line(void *arg, dbtd_step_ctx *ctx, int stream, const char *line, size_t len)
 {
@@ -233,6 +449,8 @@ static int on_line(void *arg, dbtd_step_ctx *ctx, int stream, const char *line, 
 	if ((level != NULL && strcmp(level, "error") == 0) ||
 	    (name != NULL && strcmp(name, "DebugCmdResult") == 0))
 		note_error(st, name ? name : "", msg, json_object_get(root, "data"));
+	if (name != NULL && st->prog_enabled)
+		note_progress(st, name, json_object_get(root, "data"));
 	json_decref(root);
 	return DBTD_LINE_DROP;
 }
@@ -517,6 +735,7 @@ static int dbt_run(const struct dbtd_host *host, dbtd_step_ctx *ctx, void *data)
 	}
 	st->host = host;
 	st->ctx = ctx;
+	st->prog_enabled = DBTD_HOST_HAS(host, progress);
 	argv[0] = dbt;
 	for (int i = 1; i < nw; i++)
 		argv[i] = words[i];
@@ -525,7 +744,9 @@ static int dbt_run(const struct dbtd_host *host, dbtd_step_ctx *ctx, void *data)
 	if (env_drop_inherited_dbt(&env) < 0 || SET("DBT_PROFILES_DIR", profiles_dir) < 0 || SET("DBT_PROJECT_DIR", project_dir) < 0 ||
 	    SET("DBT_SEND_ANONYMOUS_USAGE_STATS", "false") < 0 || SET("DO_NOT_TRACK", "1") < 0 ||
 	    SET("DBT_USE_COLORS", "false") < 0 || SET("DBT_LOG_FORMAT", "json") < 0 ||
-	    SET("DBT_LOG_FORMAT_FILE", "text") < 0 || SET("DBT_PRINTER_WIDTH", "100") < 0) {
+	    SET("DBT_LOG_FORMAT_FILE", "text") < 0 || SET("DBT_PRINTER_WIDTH", "100") < 0 ||
+	    /* where dbtd looks for the manifest, run results and artifacts */
+	    SET("DBT_TARGET_PATH", "target") < 0 || SET("DBT_LOG_PATH", "logs") < 0) {
 		host->set_error(ctx, "%s: cannot prepare dbt's environment: out of memory", label);
 		goto fail;
 	}
@@ -553,6 +774,12 @@ static int dbt_run(const struct dbtd_host *host, dbtd_step_ctx *ctx, void *data)
 		goto fail;
 	}
 	flush_failure(st);
+	/* dbt has exited: nothing runs any more (after a cancel or a crash). */
+	if (st->prog.reported && st->prog.nrunning > 0) {
+		while (st->prog.nrunning > 0)
+			running_remove(&st->prog, st->prog.nrunning - 1);
+		progress_report(st);
+	}
 	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
 		status = DBTD_STEP_OK;
 		goto fail;
@@ -580,6 +807,8 @@ fail:
 	env_free(&env);
 	free(argv);
 	free(words);
+	if (st != NULL)
+		progress_free(&st->prog);
 	free(st);
 	return status;
 }
