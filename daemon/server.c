@@ -215,6 +215,9 @@ server_flush(struct server *srv)
 		rc = client_flush(c);
 		if (rc < 0)
 			client_kill(c, strerror(-rc));
+		else if (c->drain)
+			/* a stream goes on: come back when the socket takes more */
+			ev_io_start(srv->d->loop, &c->wio);
 	}
 }
 
