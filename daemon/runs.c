@@ -27,7 +27,7 @@
 /* Why dbtd is stopping a run's processes. */
 enum stop_reason { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT };
 
-#define RUNNER_READ_BUDGET (4u << 20) /* bytes from one runner per loop iteration */
+#define RUNNER_READ_BUDGET (1u << 20) /* bytes from one runner per loop iteration */
 #define STOP_GRACE_INT_S 4.0   /* SIGINT, then SIGTERM after this ... */
 #define STOP_GRACE_TERM_S 3.0  /* ... then SIGKILL after this: stopped within 10 s */
 

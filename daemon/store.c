@@ -6,6 +6,7 @@
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -27,10 +28,13 @@ struct store {
 	int state_dirty;  /* the batch holds more than log lines */
 	size_t log_bytes; /* log bytes in the batch */
 	int64_t log_since_ms; /* when the first of them came */
+	size_t untrimmed;     /* log bytes committed since the map was last trimmed */
 };
 
-#define LOG_COMMIT_BYTES (8u << 20) /* log lines alone are committed at this size ... */
-#define LOG_COMMIT_MS 20            /* ... or this age */
+#define TRIM_EVERY (8u << 20) /* drop mapped pages after this many log bytes */
+
+#define LOG_COMMIT_BYTES (4u << 20) /* log lines alone are committed at this size ... */
+#define LOG_COMMIT_MS 50            /* ... or this age */
 
 
 static const char *const obj_db_names[3] = { "projects", "environments", "jobs" };
@@ -166,18 +170,38 @@ store_set_group_commit(struct store *st, int on)
 	st->group = on;
 }
 
+/*
+ * Writing a lot of log lines makes LMDB touch pages of its map, and each
+ * touched page stays mapped (resident) in dbtd.  They are clean file pages:
+ * drop them from the map now and then, the page cache keeps them.
+ */
+static void
+trim_map(struct store *st)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(st->env, &info) == 0 && info.me_mapaddr)
+		madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+	st->untrimmed = 0;
+}
+
 int
 store_commit(struct store *st)
 {
 	MDB_txn *txn = st->batch;
+	int rc;
 
 	if (txn == NULL)
 		return 0;
 	st->batch = NULL;
+	st->untrimmed += st->log_bytes;
 	st->state_dirty = 0;
 	st->log_bytes = 0;
 	st->log_since_ms = 0;
-	return txn_commit(txn);
+	rc = txn_commit(txn);
+	if (st->untrimmed >= TRIM_EVERY)
+		trim_map(st);
+	return rc;
 }
 
 int64_t
