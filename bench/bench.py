@@ -16,6 +16,7 @@ logs:       a step printing 1 GiB of short lines (a fake dbt): capture rate
             200 MB step log (<= 0.5 s); --follow latency (median <= 50 ms).
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -277,6 +278,68 @@ def bench_logs():
         and hits == 28 and len(lat) == 250
 
 
+def bench_lineage(n=5000):
+    """Lineage of a generated 5,000-model project: read and stored by the
+    runner, then shown by dbtctl."""
+    import json
+    tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
+    gen = os.path.join(tmp, "gen")
+    os.mkdir(gen)
+    manifest = os.path.join(gen, "manifest.json")
+    subprocess.run([sys.executable, os.path.join(SRC, "bench", "gen_manifest.py"), str(n),
+                    manifest, "--run-results", os.path.join(gen, "run_results.json")],
+                   check=True, stdout=subprocess.DEVNULL)
+    size = os.path.getsize(manifest)
+    out = subprocess.run([os.path.join(BUILD, "bench", "lineage_bench"), gen], check=True,
+                         capture_output=True, text=True).stdout
+    read_ms = float(re.search(r"wall\s+([0-9.]+) ms", out).group(1))
+    rss_mb = float(re.search(r"peak RSS\s+([0-9.]+) MB", out).group(1))
+    repo = os.path.join(tmp, "repo")
+    shutil.copytree(os.path.join(SRC, "examples", "jaffle_shop"), repo,
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@dbtd.invalid"]
+    subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "bench"], check=True)
+    dbt = fake_dbt(tmp, "dbt-manifest", f"mkdir -p target && cp {gen}/*.json target/")
+    d, sock = start_dbtd(tmp)
+
+    def ctl(*args):
+        return subprocess.run([os.path.join(BUILD, "client", "dbtctl"), "--socket", sock]
+                              + [str(a) for a in args], capture_output=True, text=True, env=ENV)
+    ctl("project", "add", "p", "--repo", repo)
+    ctl("env", "add", "e", "--project", "p", "--branch", "main", "--destination", "duckdb",
+        "--path", os.path.join(tmp, "x.duckdb"), "--dbt", dbt)
+    ctl("job", "add", "j", "--env", "e", "--command", "dbt build")
+    run = json.loads(ctl("--json", "job", "run", "j", "--wait").stdout)
+    step_ms = run["steps"][3]["duration_ms"]
+    g = json.loads(ctl("--json", "run", "lineage", run["id"], "--format", "json").stdout)
+    mid = sorted(x["name"] for x in g["nodes"] if x["resource_type"] == "model")[n // 2]
+
+    def timed(*args):
+        t = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            p = ctl(*args)
+            t.append((time.monotonic() - t0) * 1000)
+            assert p.returncode == 0, p.stderr
+        return statistics.median(t)
+    json_ms = timed("run", "lineage", run["id"], "--format", "json")
+    sel_ms = timed("run", "lineage", run["id"], "--format", "json", "--select", mid + "+")
+    d.send_signal(signal.SIGTERM)
+    d.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    rows = [(f"manifest of {n} models (MB)", f"{size / 1e6:.1f}", ""),
+            ("read into the graph (ms)", f"{read_ms:.0f}", "<= 1000 (read and stored)"),
+            ("  peak RSS of the reader (MB)", f"{rss_mb:.1f}", f"<= {10 * size / 1e6:.0f} (10x)"),
+            ("  the dbt step through dbtd: copy + read + store (ms)", f"{step_ms}", ""),
+            ("run lineage --format json, whole dbtctl call (ms, median)", f"{json_ms:.1f}", "<= 50"),
+            (f"run lineage --select {mid}+ (ms, median)", f"{sel_ms:.1f}", "<= 20"),
+            ("nodes in the graph", f"{len(g['nodes'])}", "")]
+    table("lineage", rows)
+    return read_ms <= 1000 and rss_mb <= 10 * size / 1e6 and json_ms <= 50 and sel_ms <= 20
+
+
 def bench_run():
     tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
     repo = os.path.join(tmp, "jaffle_shop")
@@ -335,9 +398,9 @@ def bench_run():
 
 
 def main():
-    which = sys.argv[1:] or ["run", "history", "throughput", "logs"]
+    which = sys.argv[1:] or ["run", "history", "throughput", "logs", "lineage"]
     benches = {"run": bench_run, "history": bench_history, "throughput": bench_throughput,
-               "logs": bench_logs}
+               "logs": bench_logs, "lineage": bench_lineage}
     ok = True
     for name in which:
         if name not in benches:

@@ -167,7 +167,7 @@ commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	}
 	/*
 	 * Only log lines can still be pending here: they may reach a follower
-	 * up to 20 ms before they are committed; every other change is durable.
+	 * up to 50 ms before they are committed; every other change is durable.
 	 */
 	server_flush(d->server);
 }

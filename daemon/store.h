@@ -45,9 +45,9 @@ int store_commit(struct store *st);
 
 /*
  * store_commit_due - when the pending writes should be committed: 0 now
- * (anything but log lines is pending, or log lines past 8 MiB or 20 ms), the
+ * (anything but log lines is pending, or log lines past 4 MiB or 50 ms), the
  * ms until the pending log lines are due, or -1 when nothing is pending.
- * Log lines of a chatty step thus cost a commit per 20 ms, not per line.
+ * Log lines of a chatty step thus cost a commit per 50 ms, not per line.
  */
 int64_t store_commit_due(const struct store *st, int64_t now);
 
