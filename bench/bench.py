@@ -68,6 +68,18 @@ def rss_kb(pid):
     return -1
 
 
+def example_repo(tmp):
+    """A Git repository of the example project in tmp."""
+    repo = os.path.join(tmp, "jaffle_shop")
+    shutil.copytree(os.path.join(SRC, "examples", "jaffle_shop"), repo,
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@dbtd.invalid"]
+    subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "bench"], check=True)
+    return repo
+
+
 def start_dbtd(tmp, plugin_dir=None, extra=()):
     sock = os.path.join(tmp, "dbtd.sock")
     log = open(os.path.join(tmp, "dbtd.log"), "a")
@@ -187,13 +199,7 @@ def fake_dbt(tmp, name, build_body):
 
 def bench_logs():
     tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
-    repo = os.path.join(tmp, "jaffle_shop")
-    shutil.copytree(os.path.join(SRC, "examples", "jaffle_shop"), repo,
-                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
-    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@dbtd.invalid"]
-    subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
-    subprocess.run(git + ["add", "-A"], check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "bench"], check=True)
+    repo = example_repo(tmp)
     py = os.path.join(os.path.dirname(DBT), "python")
     line = "2026-11-28 12:00:00.000 chatty step: processing record batch 0000000042"
     gib = fake_dbt(tmp, "dbt-1gib", f'yes "{line}" | head -c 1073741824')
@@ -294,13 +300,7 @@ def bench_lineage(n=5000):
                          capture_output=True, text=True).stdout
     read_ms = float(re.search(r"wall\s+([0-9.]+) ms", out).group(1))
     rss_mb = float(re.search(r"peak RSS\s+([0-9.]+) MB", out).group(1))
-    repo = os.path.join(tmp, "repo")
-    shutil.copytree(os.path.join(SRC, "examples", "jaffle_shop"), repo,
-                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
-    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@dbtd.invalid"]
-    subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
-    subprocess.run(git + ["add", "-A"], check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "bench"], check=True)
+    repo = example_repo(tmp)
     dbt = fake_dbt(tmp, "dbt-manifest", f"mkdir -p target && cp {gen}/*.json target/")
     d, sock = start_dbtd(tmp)
 
@@ -342,13 +342,7 @@ def bench_lineage(n=5000):
 
 def bench_run():
     tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
-    repo = os.path.join(tmp, "jaffle_shop")
-    shutil.copytree(os.path.join(SRC, "examples", "jaffle_shop"), repo,
-                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
-    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@dbtd.invalid"]
-    subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
-    subprocess.run(git + ["add", "-A"], check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "bench"], check=True)
+    repo = example_repo(tmp)
     script = os.path.join(tmp, "baseline.sh")
     with open(script, "w") as f:
         f.write(BASELINE)

@@ -266,6 +266,21 @@ out:
 	return copy;
 }
 
+/* runs_get, with the error a person sees when it fails. */
+static int
+get_run(struct runs *r, uint64_t id, Dbtd__Run **out, struct runs_err *e)
+{
+	int rc = runs_get(r, id, out);
+
+	if (rc == -ENOENT)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
+		               "no run %llu; see dbtctl run list", (unsigned long long)id);
+	if (rc < 0)
+		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read run %llu: %s",
+		               (unsigned long long)id, store_strerror(rc));
+	return 0;
+}
+
 /*
  * Create a run of job (Queued, or Skipped when the job has an active run),
  * queue it and start it when a slot is free; *out gets its state after that.
@@ -361,13 +376,9 @@ runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
 	int rc;
 
 	*out = NULL;
-	rc = runs_get(r, id, &orig);
-	if (rc == -ENOENT)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
-		               "no run %llu; see dbtctl run list", (unsigned long long)id);
+	rc = get_run(r, id, &orig, e);
 	if (rc < 0)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read run %llu: %s",
-		               (unsigned long long)id, store_strerror(rc));
+		return rc;
 	if (orig->status != DBTD__RUN_STATUS__RUN_COMPLETED &&
 	    orig->status != DBTD__RUN_STATUS__RUN_FAILED) {
 		rc = set_err(e, -EBUSY, DBTD__ERROR_CODE__ERROR_CONFLICT,
@@ -1034,13 +1045,9 @@ runs_cancel(struct runs *r, uint64_t id, const char *by, struct runs_err *e)
 	for (pq = &r->queue; (q = *pq) != NULL; pq = &q->next)
 		if (q->id == id)
 			break;
-	rc = store_run_get(r->d->store, id, &run);
-	if (rc == -ENOENT)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
-		               "no run %llu; see dbtctl run list", (unsigned long long)id);
+	rc = get_run(r, id, &run, e);
 	if (rc < 0)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read run %llu: %s",
-		               (unsigned long long)id, store_strerror(rc));
+		return rc;
 	if (q == NULL || run->status != DBTD__RUN_STATUS__RUN_QUEUED) {
 		rc = set_err(e, -EBUSY, DBTD__ERROR_CODE__ERROR_CONFLICT,
 		             "run %llu is %s: only queued or running runs can be canceled",
