@@ -1005,12 +1005,16 @@ static void
 pump(struct runs *r)
 {
 	struct queued **pq = &r->queue, *q;
+	char slot_text[64];
 
 	while ((q = *pq) != NULL && !r->d->stopping) {
 		struct active *holder;
 		if (r->running >= r->slots) {
-			set_waiting(r, q, xasprintf("a free run slot (%u of %u in use)",
-			                            r->running, r->slots));
+			/* the common case of a long queue: no allocation when nothing changed */
+			snprintf(slot_text, sizeof(slot_text), "a free run slot (%u of %u in use)",
+			         r->running, r->slots);
+			if (q->waiting == NULL || strcmp(q->waiting, slot_text) != 0)
+				set_waiting(r, q, strdup(slot_text));
 		} else if (q->lock && (holder = lock_holder(r, q->lock)) != NULL) {
 			set_waiting(r, q, xasprintf("run %llu (job \"%s\") to finish: both write %s",
 			                            (unsigned long long)holder->run->id,
