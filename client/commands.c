@@ -15,14 +15,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "artifacts.h"
 #include "commands.h"
 #include "conn.h"
+#include "lineage.h"
 #include "names.h"
 #include "output.h"
 
 /* Long options; values above 255 so they never clash with short ones. */
 enum {
-	OPT_JSON = 256, OPT_SOCKET,
+	OPT_JSON = DBTCTL_OPT_JSON, OPT_SOCKET = DBTCTL_OPT_SOCKET,
 	OPT_REPO, OPT_SUBDIR, OPT_WEBHOOK_SECRET_ENV, OPT_POLL,
 	OPT_PROJECT, OPT_BRANCH, OPT_DESTINATION, OPT_PATH, OPT_SCHEMA,
 	OPT_THREADS, OPT_DBT, OPT_ENV, OPT_HOST, OPT_PORT, OPT_USER,
@@ -124,7 +126,7 @@ bad_arg(const char *fmt, ...)
 
 /* Print "dbtctl: MESSAGE" and the command's usage on stderr; -EINVAL. */
 __attribute__((format(printf, 2, 3)))
-static int
+int
 usage_error(const struct command *cmd, const char *fmt, ...)
 {
 	va_list ap;
@@ -178,7 +180,7 @@ next_opt_short(struct dbtctl_opts *o, const struct command *cmd, int argc,
 }
 
 /* next_opt_short for a command with long options only. */
-static int
+int
 next_opt(struct dbtctl_opts *o, const struct command *cmd, int argc,
          char **argv, const struct option *lo)
 {
@@ -186,7 +188,7 @@ next_opt(struct dbtctl_opts *o, const struct command *cmd, int argc,
 }
 
 /* Exit status for what next_opt returned when it stopped. */
-static int
+int
 stop_status(int c)
 {
 	return c == OPT_STOP_HELP ? DBTCTL_EXIT_OK : DBTCTL_EXIT_USAGE;
@@ -223,7 +225,7 @@ no_args(const struct command *cmd, int argc, char **argv)
  * Parse a decimal number in [min, max] given to option opt.
  * Returns 0, or -EINVAL after a usage error.
  */
-static int
+int
 parse_num(const struct command *cmd, const char *opt, const char *s,
           uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -260,7 +262,7 @@ parse_u32(const struct command *cmd, const char *opt, const char *s,
 }
 
 /* Take the run ID argument ("42" or "#42").  0 or -EINVAL. */
-static int
+int
 run_id_arg(const struct command *cmd, int argc, char **argv, uint64_t *id)
 {
 	const char *s = NULL;
@@ -316,7 +318,7 @@ reply_error(const Dbtd__Error *e, const char *hint)
 }
 
 /* Check a reply is a `want` and not an error; print why not.  Exit status. */
-static int
+int
 reply_check(const Dbtd__Response *r, Dbtd__Response__BodyCase want,
             const char *hint)
 {
@@ -332,7 +334,7 @@ reply_check(const Dbtd__Response *r, Dbtd__Response__BodyCase want,
 }
 
 /* Print why the connection failed after Hello.  Returns exit status 1. */
-static int
+int
 transport_error(const struct conn *c, int err)
 {
 	switch (err) {
@@ -422,7 +424,7 @@ session_open(const struct dbtctl_opts *o, struct conn *c)
  * Otherwise the failure is printed, c is closed and the exit status is
  * returned.
  */
-static int
+int
 request(const struct dbtctl_opts *o, struct conn *c, const Dbtd__Request *req,
         Dbtd__Response__BodyCase want, const char *hint, Dbtd__Response **out)
 {
@@ -451,7 +453,7 @@ fail:
 }
 
 /* Free a reply and close the connection of a finished request. */
-static void
+void
 request_done(struct conn *c, Dbtd__Response *r)
 {
 	if (r != NULL)
@@ -460,7 +462,7 @@ request_done(struct conn *c, Dbtd__Response *r)
 }
 
 /* Print a JSON value (taking it); exit status 1 when that failed. */
-static int
+int
 print_json(json_t *v)
 {
 	int rc = out_json(v);
@@ -1625,14 +1627,80 @@ cmd_run_list(struct dbtctl_opts *o, const struct command *cmd, int argc,
 /* Most lines of context -C takes. */
 #define LOGS_CONTEXT_MAX 10000
 
-/* Size of the stdio buffer of log output that does not go to a terminal. */
+/*
+ * Size of the stdio buffer of log output that does not go to a terminal
+ * (glibc takes the size only with a buffer given: setvbuf(f, NULL, ...)
+ * keeps BUFSIZ).
+ */
 #define LOGS_STDIO_BUFFER (1u << 20)
+
+/* stdout's buffer for log output: it must outlive main (exit flushes). */
+static char logs_stdout_buf[LOGS_STDIO_BUFFER];
 
 /* The 1-based index of step i of r (the wire index, or its position). */
 static uint32_t
 run_step_index(const Dbtd__Run *r, size_t i)
 {
 	return r->steps[i]->index ? r->steps[i]->index : (uint32_t)(i + 1);
+}
+
+/* True for the statuses a run ends in. */
+static bool
+run_final(Dbtd__RunStatus s)
+{
+	return s != DBTD__RUN_STATUS__RUN_QUEUED && s != DBTD__RUN_STATUS__RUN_RUNNING &&
+	       s != DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED;
+}
+
+/*
+ * True when run does not say how step idx is (not there yet, or pending)
+ * although its lines are coming: a newer state of the run names it better
+ * in the step's header.
+ */
+static bool
+run_step_stale(const Dbtd__Run *run, uint32_t idx)
+{
+	for (size_t i = 0; i < run->n_steps; i++)
+		if (run_step_index(run, i) == idx)
+			return run->steps[i]->status == DBTD__STEP_STATUS__STEP_PENDING;
+	return true;
+}
+
+/*
+ * The run's current state, asked on a connection of its own while a log
+ * stream holds the first one; NULL when that fails (quietly: the state is
+ * only for headers).
+ */
+static Dbtd__Response *
+fetch_run(const struct dbtctl_opts *o, uint64_t id)
+{
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__RunRef ref = DBTD__RUN_REF__INIT;
+	Dbtd__Response *r = NULL;
+	char path[PATH_MAX];
+	struct conn c;
+
+	if (conn_socket_path(o->socket, path, sizeof(path)) < 0)
+		return NULL;
+	if (conn_connect(&c, path) < 0)
+		return NULL;
+	if (conn_hello(&c, "dbtctl " PACKAGE_VERSION, &r) < 0) {
+		conn_close(&c);
+		return NULL;
+	}
+	dbtd__response__free_unpacked(r, NULL);
+	r = NULL;
+	ref.id = id;
+	req.body_case = DBTD__REQUEST__BODY_VIEW_RUN;
+	req.view_run = &ref;
+	if (conn_call(&c, &req, &r) < 0 || r->body_case != DBTD__RESPONSE__BODY_RUN ||
+	    r->run == NULL) {
+		if (r != NULL)
+			dbtd__response__free_unpacked(r, NULL);
+		r = NULL;
+	}
+	conn_close(&c);
+	return r;
 }
 
 /* List the steps of a run on stderr (after a --step that names none). */
@@ -1676,8 +1744,8 @@ resolve_step(const struct command *cmd, const Dbtd__Run *run, const char *arg,
 		return -EINVAL;
 	}
 	if (run->n_steps == 0)
-		return bad_arg("run %" PRIu64 " has no steps yet; --step NAME needs one "
-		               "(try --step 1)", run->id);
+		return bad_arg("run %" PRIu64 " has no steps%s, so no step is named \"%s\"",
+		               run->id, run_final(run->status) ? "" : " yet", arg);
 	for (size_t i = 0; i < run->n_steps; i++)
 		if (run->steps[i]->name != NULL && strcasecmp(run->steps[i]->name, arg) == 0) {
 			*idx = run_step_index(run, i);
@@ -1706,6 +1774,7 @@ struct out_file {
 	const char *path;
 	char *tmp;
 	FILE *f;
+	char *buf;   /* f's stdio buffer */
 };
 
 /* Create path.tmp (mode 0644) for writing.  0, or exit status 1 after saying why. */
@@ -1732,7 +1801,9 @@ out_file_open(struct out_file *of, const char *path)
 		of->tmp = NULL;
 		return DBTCTL_EXIT_FAILED;
 	}
-	setvbuf(of->f, NULL, _IOFBF, LOGS_STDIO_BUFFER);
+	of->buf = malloc(LOGS_STDIO_BUFFER);
+	if (of->buf != NULL)
+		setvbuf(of->f, of->buf, _IOFBF, LOGS_STDIO_BUFFER);
 	return 0;
 }
 
@@ -1758,6 +1829,8 @@ out_file_close(struct out_file *of, bool keep)
 		rc = DBTCTL_EXIT_FAILED;
 	}
 	of->f = NULL;
+	free(of->buf);
+	of->buf = NULL;
 	if (keep && rename(of->tmp, of->path) < 0) {
 		fprintf(stderr, "dbtctl: cannot rename %s to %s: %s\n", of->tmp, of->path,
 		        strerror(errno));
@@ -1769,14 +1842,6 @@ out_file_close(struct out_file *of, bool keep)
 	free(of->tmp);
 	of->tmp = NULL;
 	return rc;
-}
-
-/* True for the statuses a run ends in. */
-static bool
-run_final(Dbtd__RunStatus s)
-{
-	return s != DBTD__RUN_STATUS__RUN_QUEUED && s != DBTD__RUN_STATUS__RUN_RUNNING &&
-	       s != DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED;
 }
 
 /*
@@ -1800,7 +1865,7 @@ cmd_run_logs(struct dbtctl_opts *o, const struct command *cmd, int argc,
 	Dbtd__Request req = DBTD__REQUEST__INIT;
 	Dbtd__RunRef ref = DBTD__RUN_REF__INIT;
 	Dbtd__ReadLogs rl = DBTD__READ_LOGS__INIT;
-	Dbtd__Response *view = NULL, *last = NULL, *r = NULL;
+	Dbtd__Response *view = NULL, *last = NULL, *fresh = NULL, *r = NULL;
 	struct out_logs_opts lopts = { 0 };
 	struct out_logs *lg = NULL;
 	struct out_file of = { 0 };
@@ -1891,7 +1956,7 @@ cmd_run_logs(struct dbtctl_opts *o, const struct command *cmd, int argc,
 			goto out;
 		out = of.f;
 	} else if (!o->style.tty) {
-		setvbuf(stdout, NULL, _IOFBF, LOGS_STDIO_BUFFER);
+		setvbuf(stdout, logs_stdout_buf, _IOFBF, sizeof(logs_stdout_buf));
 	}
 	/* the printer again, now that the step and the destination are known */
 	lopts.step = rl.step;
@@ -1927,6 +1992,18 @@ cmd_run_logs(struct dbtctl_opts *o, const struct command *cmd, int argc,
 		}
 		ended = r->end;
 		if (r->body_case == DBTD__RESPONSE__BODY_LOG && r->log != NULL) {
+			/* a step starts while following: its header with its state */
+			if (rl.follow && last == NULL && out_logs_step_lines(lg, r->log->step) == 0 &&
+			    run_step_stale(fresh ? fresh->run : view->run, r->log->step)) {
+				Dbtd__Response *now = fetch_run(o, ref.id);
+
+				if (now != NULL) {
+					out_logs_set_run(lg, now->run);
+					if (fresh != NULL)
+						dbtd__response__free_unpacked(fresh, NULL);
+					fresh = now;
+				}
+			}
 			lrc = out_logs_chunk(lg, r->log->step, r->log->data.data, r->log->data.len);
 			if (lrc == 0 && rl.follow && fflush(out) != 0)
 				lrc = -EIO;
@@ -1967,7 +2044,7 @@ cmd_run_logs(struct dbtctl_opts *o, const struct command *cmd, int argc,
 		goto out;
 	}
 
-	run = last != NULL ? last->run : view->run;
+	run = last != NULL ? last->run : fresh != NULL ? fresh->run : view->run;
 	if (output != NULL) {
 		rc = out_file_close(&of, true);
 		if (rc == 0)
@@ -2008,6 +2085,8 @@ out:
 	if (last != NULL)
 		dbtd__response__free_unpacked(last, NULL);
 	out_logs_free(lg);
+	if (fresh != NULL)
+		dbtd__response__free_unpacked(fresh, NULL);
 	request_done(&c, view);
 	return rc;
 }
@@ -2128,12 +2207,28 @@ static const struct command commands[] = {
 	  "                       ends; exit 0 only if it completed\n"
 	  "  --output FILE        write the log, text exactly as stored, to FILE\n",
 	  cmd_run_logs },
-	{ "run", "lineage", "ID [--format text|dot|mermaid|json] [--select SPEC] [--impact]",
-	  "Show the lineage of a run's models (not available yet).", NULL, cmd_unavailable },
+	{ "run", "lineage",
+	  "ID [--format text|dot|mermaid|json] [--select SPEC]... [--impact] [--tests]",
+	  "Show a run's model graph: text, dot, Mermaid or JSON.",
+	  "  --format FORMAT      text (default: nodes by layer with status marks), dot,\n"
+	  "                       mermaid or json\n"
+	  "  --select SPEC        only these nodes, with dbt's syntax: name, +name, name+,\n"
+	  "                       +name+, N+name, name+N, @name, path:, file:, source:,\n"
+	  "                       resource_type:, package:; several SPECs (spaces, commas\n"
+	  "                       or repeated --select) add up\n"
+	  "  --impact             for each failed node, what is downstream of it\n"
+	  "  --tests              show tests too (hidden by default)\n",
+	  cmd_run_lineage },
 	{ "run", "artifacts", "ID [--tree] [--search TEXT]",
-	  "List a run's artifacts (not available yet).", NULL, cmd_unavailable },
+	  "List the files dbt wrote in a run.",
+	  "  --tree               show the folder tree instead of PATH and SIZE columns\n"
+	  "  --search TEXT        only files whose name holds TEXT (any case); exit 1\n"
+	  "                       when none does\n",
+	  cmd_run_artifacts },
 	{ "run", "artifact", "ID PATH [--output FILE]",
-	  "Print one artifact of a run (not available yet).", NULL, cmd_unavailable },
+	  "Print one file dbt wrote in a run, as stored.",
+	  "  --output FILE        write it to FILE (through FILE.tmp) instead of stdout\n",
+	  cmd_run_artifact },
 
 	{ "event", "pipeline", "NAME",
 	  "Report that ingestion pipeline NAME finished syncing (not available yet).",
