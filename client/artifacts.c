@@ -30,16 +30,6 @@ enum { OPT_TREE = DBTCTL_OPT_FREE, OPT_SEARCH, OPT_OUTPUT };
 /* stdio buffer of an artifact written to a file. */
 #define ARTIFACT_BUFFER (256 * 1024)
 
-/* Print text, in colour sgr when the style allows it. */
-static void
-put_sgr(const struct out_style *st, const char *sgr, const char *text)
-{
-	if (st->color && sgr != NULL)
-		printf("\033[%sm%s\033[0m", sgr, text);
-	else
-		fputs(text, stdout);
-}
-
 /* "123 B", "12.3 KB", "4.5 MB" (powers of 1000) into buf. */
 static const char *
 fmt_size(uint64_t n, char *buf, size_t len)
@@ -204,7 +194,7 @@ tree_print(const struct out_style *st, const struct tnode *t, char **prefix,
 		if (name == NULL)
 			return -ENOMEM;
 		if (k->dir) {
-			put_sgr(st, SGR_DIR, name);
+			out_put_sgr(st, SGR_DIR, name);
 			fputs("/\n", stdout);
 		} else {
 			printf("%s  (%s)\n", name, fmt_size(k->size, size, sizeof(size)));
@@ -249,7 +239,7 @@ print_tree(const struct out_style *st, Dbtd__Artifact **items, size_t n)
 		total += items[i]->size;
 	}
 	if (rc == 0) {
-		put_sgr(st, SGR_DIR, ".");
+		out_put_sgr(st, SGR_DIR, ".");
 		putchar('\n');
 		rc = tree_print(st, &root, &prefix, 0, &pcap);
 	}
@@ -275,9 +265,9 @@ print_list(const struct out_style *st, Dbtd__Artifact *const *items, size_t n)
 		pw = pl > pw ? pl : pw;
 		sw = sl > sw ? sl : sw;
 	}
-	put_sgr(st, SGR_BOLD, "PATH");
+	out_put_sgr(st, SGR_BOLD, "PATH");
 	printf("%*s", (int)(pw - strlen("PATH") + 2 + sw - strlen("SIZE")), "");
-	put_sgr(st, SGR_BOLD, "SIZE");
+	out_put_sgr(st, SGR_BOLD, "SIZE");
 	putchar('\n');
 	for (size_t i = 0; i < n; i++)
 		printf("%-*s  %*s\n", (int)pw, items[i]->path ? items[i]->path : "", (int)sw,

@@ -202,16 +202,6 @@ status_words(const char *s)
 	return s[0] != '\0' ? s : "did not run";
 }
 
-/* Print text, in colour sgr when the style allows it. */
-static void
-put_sgr(const struct out_style *st, const char *sgr, const char *text)
-{
-	if (st->color && sgr != NULL)
-		printf("\033[%sm%s\033[0m", sgr, text);
-	else
-		fputs(text, stdout);
-}
-
 /* Print text with control characters (C0 and DEL) as '?': names come from the project. */
 static void
 put_clean(const char *text)
@@ -1281,7 +1271,7 @@ print_impact_text(const struct out_style *st, const struct graph *g)
 {
 	const char *arrow = st->utf8 ? "\u2192" : "->";
 
-	put_sgr(st, SGR_BOLD, "Impact");
+	out_put_sgr(st, SGR_BOLD, "Impact");
 	putchar('\n');
 	if (g->nfailed == 0)
 		printf("  %s\n", g->hidden_failed ? "no node shown failed" : "no node failed");
@@ -1291,7 +1281,7 @@ print_impact_text(const struct out_style *st, const struct graph *g)
 		size_t indent = 2 + (st->utf8 ? 1 : 3) + 1 + text_cols(name) + 1 + text_cols(arrow) + 1;
 
 		fputs("  ", stdout);
-		put_sgr(st, SGR_RED, status_mark(st, ST_FAILED));
+		out_put_sgr(st, SGR_RED, status_mark(st, ST_FAILED));
 		putchar(' ');
 		put_clean(name);
 		printf(" %s ", arrow);
@@ -1389,7 +1379,7 @@ print_text(const struct out_style *st, const struct graph *g, uint64_t run,
 
 		snprintf(head, sizeof(head), "Layer %" PRIu32, l);
 		putchar('\n');
-		put_sgr(st, SGR_BOLD, head);
+		out_put_sgr(st, SGR_BOLD, head);
 		putchar('\n');
 		for (uint32_t k = start[l]; k < start[l + 1]; k++) {
 			uint32_t i = order[k], np = 0;
@@ -1398,7 +1388,7 @@ print_text(const struct out_style *st, const struct graph *g, uint64_t run,
 			size_t nlen = text_cols(node_name(g, i));
 
 			fputs("  ", stdout);
-			put_sgr(st, status_sgr(c), mark);
+			out_put_sgr(st, status_sgr(c), mark);
 			pad(st->utf8 ? 1 : strlen(mark), mark_w);
 			putchar(' ');
 			put_clean(node_type(g, i));

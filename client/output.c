@@ -80,9 +80,8 @@ text_width(const char *s)
 	return w;
 }
 
-/* Print text, in colour sgr when the style allows it and sgr is set. */
-static void
-put_sgr(const struct out_style *st, const char *sgr, const char *text)
+void
+out_put_sgr(const struct out_style *st, const char *sgr, const char *text)
 {
 	if (st->color && sgr != NULL)
 		printf("\033[%sm%s\033[0m", sgr, text);
@@ -97,7 +96,7 @@ put_padded(const struct out_style *st, const char *sgr, const char *text,
 {
 	size_t w = text_width(text);
 
-	put_sgr(st, sgr, text);
+	out_put_sgr(st, sgr, text);
 	for (; w < width; w++)
 		putchar(' ');
 }
@@ -378,7 +377,7 @@ table_print(const struct out_style *st, const struct table *t)
 				put_padded(st, sgr, cell, width[c]);
 				fputs("  ", stdout);
 			} else {
-				put_sgr(st, sgr, cell);
+				out_put_sgr(st, sgr, cell);
 			}
 		}
 		putchar('\n');
@@ -423,7 +422,7 @@ field(const struct out_style *st, const char *label, const char *sgr,
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
 		char *line = strndup(p, n);
 
-		put_sgr(st, sgr, line ? line : "");
+		out_put_sgr(st, sgr, line ? line : "");
 		free(line);
 		putchar('\n');
 		if (nl == NULL || nl[1] == '\0')
@@ -455,7 +454,7 @@ panel_title(const struct out_style *st, const char *kind, const char *name)
 
 	if (asprintf(&title, "%s %s", kind, or_dash(name)) < 0)
 		title = NULL;
-	put_sgr(st, SGR_BOLD, title ? title : kind);
+	out_put_sgr(st, SGR_BOLD, title ? title : kind);
 	putchar('\n');
 	free(title);
 }
@@ -727,7 +726,7 @@ out_job_view(const struct out_style *st, const Dbtd__Job *j)
 	}
 	field_time(st, "Created", j->created_at_ms);
 	putchar('\n');
-	put_sgr(st, SGR_BOLD, "Steps");
+	out_put_sgr(st, SGR_BOLD, "Steps");
 	putchar('\n');
 	for (size_t i = 0; i < j->n_steps; i++) {
 		const Dbtd__JobStep *s = j->steps[i];
@@ -973,7 +972,7 @@ put_progress_text(const struct out_style *st, const Dbtd__Step *s,
 		return;
 	fwrite(text, 1, at, stdout);
 	if (text[at] != '\0')
-		put_sgr(st, SGR_RED, text + at);
+		out_put_sgr(st, SGR_RED, text + at);
 	free(text);
 }
 
@@ -989,7 +988,7 @@ out_run_view(const struct out_style *st, const Dbtd__Run *r, int64_t now)
 
 	snprintf(title, sizeof(title), "Run %" PRIu64 " %s %s", r->id,
 	         st->utf8 ? "\u00b7" : "-", or_dash(r->job));
-	put_sgr(st, SGR_BOLD, title);
+	out_put_sgr(st, SGR_BOLD, title);
 	putchar('\n');
 
 	field(st, "Status", run_status_sgr(r->status), run_status_human(r->status));
@@ -1036,7 +1035,7 @@ out_run_view(const struct out_style *st, const Dbtd__Run *r, int64_t now)
 		field(st, "Error", SGR_RED, r->error);
 
 	putchar('\n');
-	put_sgr(st, SGR_BOLD, "Steps");
+	out_put_sgr(st, SGR_BOLD, "Steps");
 	putchar('\n');
 	if (r->n_steps == 0)
 		printf("  (none yet)\n");
@@ -1060,7 +1059,7 @@ out_run_view(const struct out_style *st, const Dbtd__Run *r, int64_t now)
 			put_padded(st, step_status_sgr(s->status), step_status_json(s->status), 9);
 			printf("  %s\n", format_duration(d, buf, sizeof(buf)));
 		} else {
-			put_sgr(st, step_status_sgr(s->status), step_status_json(s->status));
+			out_put_sgr(st, step_status_sgr(s->status), step_status_json(s->status));
 			putchar('\n');
 		}
 		if (s->progress != NULL && s->progress->total > 0) {
@@ -1070,7 +1069,7 @@ out_run_view(const struct out_style *st, const Dbtd__Run *r, int64_t now)
 		}
 		if (nz(s->error)) {
 			printf("%*s", st->utf8 ? 8 : 11, "");
-			put_sgr(st, SGR_RED, s->error);
+			out_put_sgr(st, SGR_RED, s->error);
 			putchar('\n');
 		}
 	}
@@ -1206,7 +1205,7 @@ progress_bar(const struct out_style *st, struct out_progress *p,
 	if (p->open != idx)
 		progress_close_line(p, false);
 	fputs("\r\033[K  ", stdout);
-	put_sgr(st, step_status_sgr(s->status), mark);
+	out_put_sgr(st, step_status_sgr(s->status), mark);
 	printf(" %s", fitted);
 	fflush(stdout);
 	free(fitted);
@@ -1228,7 +1227,7 @@ progress_step(const struct out_style *st, struct out_progress *p,
 			return; /* the bar is drawn by out_progress_update */
 		progress_close_line(p, false);
 		fputs("  ", stdout);
-		put_sgr(st, step_status_sgr(s->status), step_mark(st, s->status));
+		out_put_sgr(st, step_status_sgr(s->status), step_mark(st, s->status));
 		printf(" %s%s", or_dash(s->name), st->utf8 ? " \u2026" : " ...");
 		fflush(stdout);
 		p->open = idx;
@@ -1238,7 +1237,7 @@ progress_step(const struct out_style *st, struct out_progress *p,
 		return;
 	progress_close_line(p, p->open == idx);
 	fputs("  ", stdout);
-	put_sgr(st, step_status_sgr(s->status), step_mark(st, s->status));
+	out_put_sgr(st, step_status_sgr(s->status), step_mark(st, s->status));
 	d = span_ms(s->started_at_ms, s->finished_at_ms, false, now);
 	if (s->status == DBTD__STEP_STATUS__STEP_SKIPPED ||
 	    s->status == DBTD__STEP_STATUS__STEP_CANCELED)

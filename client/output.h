@@ -172,4 +172,7 @@ uint64_t out_logs_step_lines(const struct out_logs *lg, uint32_t step);
 /* out_logs_free - release the printer (f is left open). */
 void out_logs_free(struct out_logs *lg);
 
+/* out_put_sgr - print text, in colour sgr when the style allows it and sgr is set. */
+void out_put_sgr(const struct out_style *st, const char *sgr, const char *text);
+
 #endif /* DBTCTL_OUTPUT_H */
