@@ -372,6 +372,27 @@ store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
 	return op_end(st, txn, 1, rc);
 }
 
+int
+store_obj_put(struct store *st, enum store_kind kind, uint64_t id, const ProtobufCMessage *msg)
+{
+	MDB_txn *txn;
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v = { 0, NULL }, old;
+	int rc = op_begin(st, 1, &txn);
+
+	if (rc < 0)
+		return rc;
+	put_be64(key, id);
+	rc = map_rc(mdb_get(txn, st->obj[kind], &k, &old));
+	if (rc == 0)
+		rc = pack_val(msg, &v);
+	if (rc == 0) {
+		rc = map_rc(mdb_put(txn, st->obj[kind], &k, &v, 0));
+		free(v.mv_data);
+	}
+	return op_end(st, txn, 1, rc);
+}
+
 /* Read the object with the given 8-byte key inside txn. */
 static int
 obj_get_txn(struct store *st, MDB_txn *txn, enum store_kind kind,

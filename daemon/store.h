@@ -65,6 +65,13 @@ const char *store_strerror(int rc);
 int store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
                   const char *name, uint64_t *idp);
 
+/*
+ * store_obj_put - replace the stored record of the existing object id (its
+ * name stays as it is).  -ENOENT when there is none.
+ */
+int store_obj_put(struct store *st, enum store_kind kind, uint64_t id,
+                  const ProtobufCMessage *msg);
+
 /* store_obj_get - the object with id.  -ENOENT when there is none. */
 int store_obj_get(struct store *st, enum store_kind kind, uint64_t id,
                   ProtobufCMessage **out);
