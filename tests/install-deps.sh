@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 packages="autoconf automake libtool pkg-config make gcc git
   libev-dev libgit2-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libjansson-dev libyaml-dev libcmocka-dev libsystemd-dev libssl-dev
-  python3 python3-venv postgresql systemd graphviz"
+  python3 python3-venv postgresql systemd graphviz tzdata"
 
 missing=
 for p in $packages; do

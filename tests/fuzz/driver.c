@@ -6,7 +6,9 @@
  * splices, truncations) with a fixed seed, so a failure replays.  Built as
  * a check program, it runs under the ASan/UBSan build like the unit tests;
  * built with clang -fsanitize=fuzzer instead, the same target file is a
- * real libFuzzer target (see tests/fuzz/README).
+ * real libFuzzer target (see tests/fuzz/README).  Compiled with
+ * -DFUZZ_CORPUS='"dir"', it reads that directory when given no argument,
+ * so the target runs as a plain entry of TESTS.
  */
 #include "config.h"
 
@@ -180,6 +182,10 @@ main(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (add_path(argv[i]) < 0)
 			return 1;
+#ifdef FUZZ_CORPUS
+	if (argc == 1 && add_path(FUZZ_CORPUS) < 0)
+		return 1;
+#endif
 	if (n_inputs == 0) {
 		fprintf(stderr, "usage: %s CORPUS_FILE_OR_DIR...\n", argv[0]);
 		return 2;
