@@ -15,6 +15,7 @@ logs:       a step printing 1 GiB of short lines (a fake dbt): capture rate
             (target >= 100 MB/s) with dbtd's RSS < 64 MB; --search over a
             200 MB step log (<= 0.5 s); --follow latency (median <= 50 ms).
 """
+import json
 import os
 import re
 import shutil
@@ -391,10 +392,51 @@ def bench_run():
     return ratio <= 1.05 and idle_start <= 8192 and idle_after <= 8192
 
 
+def bench_schedule(n=10000, every=20, extra=200, window=60):
+    """10,000 scheduled jobs: dbtd's CPU over a minute, and job add latency."""
+    tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
+    pdir = os.path.join(tmp, "plugins")
+    os.mkdir(pdir)
+    for t in ("git-clone", "dbt-profile", "dbt"):
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-I", os.path.join(SRC, "include"),
+                        f'-DSTEP_TYPE="{t}"', "-o", os.path.join(pdir, t + ".so"),
+                        os.path.join(SRC, "bench", "noop_step.c")], check=True)
+    d, sock = start_dbtd(tmp, pdir)
+    out = subprocess.run([os.path.join(BUILD, "bench", "sched"), sock, str(n), str(every),
+                          str(extra), os.path.join(tmp, "repo"),
+                          os.path.join(tmp, "w.duckdb")],
+                         check=True, capture_output=True, text=True).stdout.split()
+    added, med, p95, xmed, xp95, xmax = int(out[0]), *map(float, out[1:])
+    # a whole minute of the scheduler holding n jobs (every-minute ones fire)
+    c0, t0 = cpu_s(d.pid), time.monotonic()
+    time.sleep(window)
+    cpu = cpu_s(d.pid) - c0
+    wall = time.monotonic() - t0
+    ctl = [os.path.join(BUILD, "client", "dbtctl"), "--socket", sock, "--json"]
+    runs = json.loads(subprocess.run(ctl + ["run", "list", "--trigger", "scheduled",
+                                            "--limit", "10000"], check=True,
+                                           capture_output=True, text=True).stdout)
+    mem = mem_kb(d.pid)
+    d.send_signal(signal.SIGTERM)
+    d.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    share = cpu / wall * 100
+    rows = [("scheduled jobs", f"{added + extra}", ""),
+            ("job add while adding them, median / p95 (ms)", f"{med:.2f} / {p95:.2f}", ""),
+            (f"job add of one more, median of {extra} (ms)", f"{xmed:.2f}", "<= 5"),
+            ("  p95 / max (ms)", f"{xp95:.2f} / {xmax:.2f}", ""),
+            (f"dbtd CPU over {wall:.0f} s, % of a core", f"{share:.2f}", "<= 1"),
+            (f"  scheduled runs fired in that time ({every} jobs every minute)",
+             f"{len(runs)}", ""),
+            ("dbtd RSS (MB)", f"{mem['VmRSS'] / 1024:.1f}", "")]
+    table(f"scheduler: {added + extra} jobs with cron schedules", rows)
+    return xmed <= 5 and share <= 1 and len(runs) >= every
+
+
 def main():
-    which = sys.argv[1:] or ["run", "history", "throughput", "logs", "lineage"]
+    which = sys.argv[1:] or ["run", "history", "throughput", "logs", "lineage", "schedule"]
     benches = {"run": bench_run, "history": bench_history, "throughput": bench_throughput,
-               "logs": bench_logs, "lineage": bench_lineage}
+               "logs": bench_logs, "lineage": bench_lineage, "schedule": bench_schedule}
     ok = True
     for name in which:
         if name not in benches:

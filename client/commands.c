@@ -30,7 +30,7 @@ enum {
 	OPT_THREADS, OPT_DBT, OPT_ENV, OPT_HOST, OPT_PORT, OPT_USER,
 	OPT_PASSWORD_ENV, OPT_DBNAME,
 	OPT_TYPE, OPT_COMMAND, OPT_STEP, OPT_SCHEDULE, OPT_TIMEZONE,
-	OPT_ON_PIPELINE, OPT_TIMEOUT,
+	OPT_ON_PIPELINE, OPT_TIMEOUT, OPT_EVENT, OPT_SIGNATURE, OPT_TOKEN,
 	OPT_WAIT, OPT_JOB, OPT_STATUS, OPT_TRIGGER, OPT_LIMIT, OPT_BEFORE,
 	OPT_SEARCH, OPT_CASE_SENSITIVE, OPT_REGEX, OPT_FOLLOW, OPT_OUTPUT,
 };
@@ -2091,6 +2091,160 @@ out:
 	return rc;
 }
 
+/* ---- events: pipelines and forge webhooks ---- */
+
+/* A webhook payload is one request frame: stay below the frame cap. */
+#define PAYLOAD_MAX (FRAME_MAX - 64 * 1024)
+
+/* Print what an event started: the message, then one line per run. */
+static int
+print_triggered(const struct dbtctl_opts *o, const Dbtd__Triggered *t)
+{
+	if (o->json) {
+		json_t *obj = json_object(), *runs = json_array();
+		for (size_t i = 0; runs != NULL && i < t->n_runs; i++)
+			json_array_append_new(runs, out_run_json(t->runs[i], false, now_ms()));
+		json_object_set_new(obj, "message", json_string(t->message ? t->message : ""));
+		json_object_set_new(obj, "runs", runs ? runs : json_array());
+		return print_json(obj);
+	}
+	if (t->message != NULL && t->message[0] != '\0')
+		printf("%s\n", t->message);
+	return DBTCTL_EXIT_OK;
+}
+
+/* `event pipeline NAME` */
+static int
+cmd_event_pipeline(struct dbtctl_opts *o, const struct command *cmd, int argc,
+                   char **argv)
+{
+	static const struct option lo[] = { COMMON_OPTIONS };
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__PipelineEvent pe = DBTD__PIPELINE_EVENT__INIT;
+	Dbtd__Response *r;
+	const char *name = NULL;
+	struct conn c;
+	int ch, rc;
+
+	if ((ch = next_opt(o, cmd, argc, argv, lo)) != -1)
+		return stop_status(ch);
+	if (one_arg(cmd, argc, argv, "the pipeline's NAME", &name) < 0)
+		return DBTCTL_EXIT_USAGE;
+	pe.name = (char *)name;
+	req.body_case = DBTD__REQUEST__BODY_PIPELINE_EVENT;
+	req.pipeline_event = &pe;
+	rc = request(o, &c, &req, DBTD__RESPONSE__BODY_TRIGGERED, NULL, &r);
+	if (rc != 0)
+		return rc;
+	rc = print_triggered(o, r->triggered);
+	request_done(&c, r);
+	return rc;
+}
+
+/* Read all of stdin (at most PAYLOAD_MAX bytes); 0 or an exit status. */
+static int
+read_payload(uint8_t **out, size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	uint8_t *buf = malloc(cap);
+
+	*out = NULL;
+	*len = 0;
+	if (isatty(STDIN_FILENO)) {
+		fprintf(stderr, "dbtctl: give the webhook payload on stdin, e.g. < payload.json\n");
+		free(buf);
+		return DBTCTL_EXIT_USAGE;
+	}
+	while (buf != NULL) {
+		size_t r;
+		if (n == cap) {
+			uint8_t *g = cap < PAYLOAD_MAX ? realloc(buf, cap * 2) : NULL;
+			if (g == NULL)
+				break;
+			buf = g;
+			cap *= 2;
+		}
+		r = fread(buf + n, 1, cap - n, stdin);
+		n += r;
+		if (n > PAYLOAD_MAX) {
+			fprintf(stderr, "dbtctl: the payload is larger than %u bytes; dbtd does "
+			        "not take webhook payloads that large\n", (unsigned)PAYLOAD_MAX);
+			free(buf);
+			return DBTCTL_EXIT_USAGE;
+		}
+		if (r == 0) {
+			if (ferror(stdin)) {
+				fprintf(stderr, "dbtctl: cannot read the payload from stdin: %s\n",
+				        strerror(errno));
+				free(buf);
+				return DBTCTL_EXIT_FAILED;
+			}
+			*out = buf;
+			*len = n;
+			return 0;
+		}
+	}
+	free(buf);
+	fprintf(stderr, "dbtctl: out of memory reading the payload\n");
+	return DBTCTL_EXIT_FAILED;
+}
+
+/* `webhook github|gitlab [--project P] --event EVENT [--signature S | --token T]` */
+static int
+cmd_webhook(struct dbtctl_opts *o, const struct command *cmd, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "project", required_argument, NULL, OPT_PROJECT },
+		{ "event", required_argument, NULL, OPT_EVENT },
+		{ "signature", required_argument, NULL, OPT_SIGNATURE },
+		{ "token", required_argument, NULL, OPT_TOKEN },
+		COMMON_OPTIONS
+	};
+	bool github = strcmp(cmd->name, "github") == 0;
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__Webhook w = DBTD__WEBHOOK__INIT;
+	Dbtd__Response *r;
+	uint8_t *payload = NULL;
+	size_t len = 0;
+	struct conn c;
+	int ch, rc;
+
+	w.forge = (char *)cmd->name;
+	while ((ch = next_opt(o, cmd, argc, argv, lo)) != -1) {
+		switch (ch) {
+		case OPT_PROJECT:   w.project = optarg; break;
+		case OPT_EVENT:     w.event = optarg; break;
+		case OPT_SIGNATURE: w.signature = optarg; break;
+		case OPT_TOKEN:     w.token = optarg; break;
+		default:            return stop_status(ch);
+		}
+	}
+	if (no_args(cmd, argc, argv) < 0)
+		return DBTCTL_EXIT_USAGE;
+	if (w.event[0] == '\0')
+		return usage_error(cmd, "--event is required: the %s header's value, e.g. %s",
+		                   github ? "X-GitHub-Event" : "X-Gitlab-Event",
+		                   github ? "pull_request" : "\"Merge Request Hook\"");
+	if (github && w.token[0] != '\0')
+		return usage_error(cmd, "--token is for GitLab; GitHub signs with --signature");
+	if (!github && w.signature[0] != '\0')
+		return usage_error(cmd, "--signature is for GitHub; GitLab sends --token");
+	rc = read_payload(&payload, &len);
+	if (rc != 0)
+		return rc;
+	w.payload.data = payload;
+	w.payload.len = len;
+	req.body_case = DBTD__REQUEST__BODY_WEBHOOK;
+	req.webhook = &w;
+	rc = request(o, &c, &req, DBTD__RESPONSE__BODY_TRIGGERED, NULL, &r);
+	free(payload);
+	if (rc != 0)
+		return rc;
+	rc = print_triggered(o, r->triggered);
+	request_done(&c, r);
+	return rc;
+}
+
 /* ---- commands the socket API cannot serve yet ---- */
 
 /* A command of PRODUCT.md that has no request in dbtd.proto yet. */
@@ -2231,12 +2385,32 @@ static const struct command commands[] = {
 	  cmd_run_artifact },
 
 	{ "event", "pipeline", "NAME",
-	  "Report that ingestion pipeline NAME finished syncing (not available yet).",
-	  NULL, cmd_unavailable },
+	  "Report that ingestion pipeline NAME finished syncing: run its jobs.",
+	  "  Starts every job added with --on-pipeline NAME (trigger pipeline) and\n"
+	  "  prints the runs; exit 4 when no job listens to NAME.\n",
+	  cmd_event_pipeline },
 	{ "webhook", "github", "[--project P] --event EVENT [--signature SHA256_HEADER] < payload.json",
-	  "Deliver a GitHub webhook payload (not available yet).", NULL, cmd_unavailable },
+	  "Deliver a GitHub webhook payload (PR and merge runs).",
+	  "  --event EVENT        the X-GitHub-Event header: pull_request, push or ping\n"
+	  "  --signature VALUE    the X-Hub-Signature-256 header (sha256=...), checked\n"
+	  "                       against the project's webhook secret\n"
+	  "  --project P          the project; default: the one whose repo the\n"
+	  "                       payload names\n"
+	  "  A pull request opened, reopened or updated runs the ci jobs on its head\n"
+	  "  commit (schema <schema>_pr_<number>); a push or a merged pull request runs\n"
+	  "  the merge jobs of the branch.  Exit 1 on a bad signature, 2 on a malformed\n"
+	  "  payload or an event not handled, 4 when no project, environment or job\n"
+	  "  matches.\n",
+	  cmd_webhook },
 	{ "webhook", "gitlab", "[--project P] --event EVENT [--token TOKEN_HEADER] < payload.json",
-	  "Deliver a GitLab webhook payload (not available yet).", NULL, cmd_unavailable },
+	  "Deliver a GitLab webhook payload (PR and merge runs).",
+	  "  --event EVENT        the X-Gitlab-Event header: \"Merge Request Hook\" or\n"
+	  "                       \"Push Hook\"\n"
+	  "  --token VALUE        the X-Gitlab-Token header, checked against the\n"
+	  "                       project's webhook secret\n"
+	  "  --project P          the project; default: the one whose repo the\n"
+	  "                       payload names\n",
+	  cmd_webhook },
 	{ "plugin", "list", "", "List the step plugins dbtd loaded (not available yet).",
 	  NULL, cmd_unavailable },
 };

@@ -487,6 +487,8 @@ out_project_json(const Dbtd__Project *p)
 	jset(o, "repo", jstr(p->repo), &bad);
 	jset(o, "subdir", jstr(p->subdir), &bad);
 	jset(o, "poll_seconds", jnz(p->poll_seconds), &bad);
+	jset(o, "last_poll_at", jtime(p->last_poll_ms), &bad);
+	jset(o, "poll_error", jstr(p->poll_error), &bad);
 	jset(o, "has_webhook_secret", json_boolean(p->has_webhook_secret), &bad);
 	jset(o, "created_at", jtime(p->created_at_ms), &bad);
 	return jdone(o, bad);
@@ -553,6 +555,13 @@ out_job_json(const Dbtd__Job *j)
 	jset(o, "steps", steps, &bad);
 	jset(o, "schedule", jstr(j->schedule), &bad);
 	jset(o, "timezone", jstr(j->timezone), &bad);
+	{
+		json_t *nf = json_array();
+		for (size_t i = 0; nf != NULL && i < j->n_next_fires_ms; i++)
+			if (json_array_append_new(nf, jtime(j->next_fires_ms[i])) < 0)
+				bad = 1;
+		jset(o, "next_fires", nf, &bad);
+	}
 	jset(o, "on_pipeline", jstr(j->on_pipeline), &bad);
 	jset(o, "timeout_s", jnz(j->timeout_s), &bad);
 	jset(o, "created_at", jtime(j->created_at_ms), &bad);
@@ -651,6 +660,11 @@ out_project_view(const struct out_style *st, const Dbtd__Project *p)
 	} else {
 		field(st, "Poll", NULL, "off");
 	}
+	if (p->poll_seconds) {
+		field_time(st, "Last poll", p->last_poll_ms);
+		if (nz(p->poll_error))
+			field(st, "Poll error", NULL, p->poll_error);
+	}
 	field(st, "Webhook secret", NULL, p->has_webhook_secret ? "set" : "not set");
 	field_time(st, "Created", p->created_at_ms);
 }
@@ -715,8 +729,13 @@ out_job_view(const struct out_style *st, const Dbtd__Job *j)
 	field(st, "Environment", NULL, j->environment);
 	field(st, "Type", NULL, j->type ? job_type_json(j->type) : NULL);
 	field(st, "Schedule", NULL, j->schedule);
-	if (nz(j->schedule))
+	if (nz(j->schedule)) {
 		field(st, "Time zone", NULL, nz(j->timezone) ? j->timezone : "UTC");
+		if (j->n_next_fires_ms == 0)
+			field(st, "Next runs", NULL, "never");
+		for (size_t i = 0; i < j->n_next_fires_ms; i++)
+			field_time(st, i == 0 ? "Next runs" : "", j->next_fires_ms[i]);
+	}
 	field(st, "On pipeline", NULL, j->on_pipeline);
 	if (j->timeout_s) {
 		snprintf(buf, sizeof(buf), "%" PRIu32 "s", j->timeout_s);

@@ -13,6 +13,8 @@ struct store;
 struct server;
 struct runs;
 struct logs;
+struct scheduler;
+struct pollers;
 
 struct daemon {
 	struct ev_loop *loop;
@@ -21,6 +23,8 @@ struct daemon {
 	struct server *server;
 	struct runs *runs;
 	struct logs *logs;
+	struct scheduler *scheduler;
+	struct pollers *pollers;
 	char *state_dir;
 	char *work_dir;        /* per-run workspaces: <state_dir>/work */
 	char *blob_dir;        /* artifact contents by sha256: <state_dir>/blobs */

@@ -7,15 +7,19 @@
 #include <string.h>
 
 #include "artifacts.h"
+#include "cron.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "log.h"
 #include "logs.h"
 #include "names.h"
 #include "pb.h"
+#include "poll.h"
 #include "runs.h"
+#include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "triggers.h"
 
 #define E_BAD DBTD__ERROR_CODE__ERROR_BAD_REQUEST
 #define E_NOTFOUND DBTD__ERROR_CODE__ERROR_NOT_FOUND
@@ -51,6 +55,25 @@ scrub_project(Dbtd__Project *p)
 {
 	p->has_webhook_secret = pb_str_set(p->webhook_secret);
 	pb_set_str(&p->webhook_secret, "");
+	/* The refs polling saw are its bookkeeping, not the project's. */
+	for (size_t i = 0; i < p->n_poll_refs; i++)
+		dbtd__key_value__free_unpacked(p->poll_refs[i], NULL);
+	free(p->poll_refs);
+	p->poll_refs = NULL;
+	p->n_poll_refs = 0;
+}
+
+/* Add the schedule's next five fire times to an outgoing job. */
+static void
+add_next_fires(Dbtd__Job *j)
+{
+	int64_t *t = calloc(5, sizeof(*t));
+
+	if (t == NULL)
+		return;
+	free(j->next_fires_ms);
+	j->next_fires_ms = t;
+	j->n_next_fires_ms = scheduler_next_fires(j, now_ms() / 1000, t, 5);
 }
 
 /* Same for an environment's destination password. */
@@ -81,6 +104,7 @@ reply_object(struct client *c, enum store_kind kind, ProtobufCMessage *msg)
 		resp.environment = (Dbtd__Environment *)msg;
 		break;
 	case STORE_JOB:
+		add_next_fires((Dbtd__Job *)msg);
 		resp.body_case = DBTD__RESPONSE__BODY_JOB;
 		resp.job = (Dbtd__Job *)msg;
 		break;
@@ -110,6 +134,10 @@ add_object(struct daemon *d, struct client *c, enum store_kind kind,
 	}
 	log_info("%s \"%s\" added (id %llu) by %s", kind_word[kind], name,
 	         (unsigned long long)*idp, client_user(c));
+	if (kind == STORE_JOB)
+		scheduler_add(d->scheduler, (const Dbtd__Job *)msg);
+	else if (kind == STORE_PROJECT)
+		pollers_add(d->pollers, (const Dbtd__Project *)msg);
 	if (store_obj_get(d->store, kind, *idp, &stored) == 0) {
 		reply_object(c, kind, stored);
 		protobuf_c_message_free_unpacked(stored, NULL);
@@ -143,10 +171,19 @@ do_add_project(struct daemon *d, struct client *c, Dbtd__Project *p)
 		             "repository, without \"..\"", p->subdir);
 		return;
 	}
-	if (p->poll_seconds) {
-		client_error(c, E_UNIMPL, "polling (--poll) is not supported by this dbtd yet");
+	if (p->poll_seconds > 86400) {
+		client_error(c, E_BAD, "--poll %u is too long: poll at least once a day "
+		             "(1 to 86400 seconds)", p->poll_seconds);
 		return;
 	}
+	/* Bookkeeping fields are dbtd's own. */
+	for (size_t i = 0; i < p->n_poll_refs; i++)
+		dbtd__key_value__free_unpacked(p->poll_refs[i], NULL);
+	free(p->poll_refs);
+	p->poll_refs = NULL;
+	p->n_poll_refs = 0;
+	p->last_poll_ms = 0;
+	pb_set_str(&p->poll_error, "");
 	p->id = 0;
 	add_object(d, c, STORE_PROJECT, &p->base, p->name, &p->id, &p->created_at_ms);
 }
@@ -240,6 +277,38 @@ is_dbt_command(const char *cmd)
 	return strncmp(cmd, "dbt", 3) == 0 && (cmd[3] == ' ' || cmd[3] == '\t');
 }
 
+/* Check a job's --schedule and --timezone; replies and returns -EINVAL when bad. */
+static int
+check_schedule(struct client *c, const Dbtd__Job *j)
+{
+	struct cron cr;
+	char err[256];
+	int64_t next;
+
+	if (!pb_str_set(j->schedule)) {
+		if (pb_str_set(j->timezone)) {
+			client_error(c, E_BAD, "--timezone needs --schedule");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (cron_parse(j->schedule, &cr, err, sizeof(err)) < 0) {
+		client_error(c, E_BAD, "--schedule \"%s\" is not a cron expression: %s",
+		             j->schedule, err);
+		return -EINVAL;
+	}
+	if (cron_tz_check(j->timezone, err, sizeof(err)) < 0) {
+		client_error(c, E_BAD, "--timezone: %s; use an IANA name such as Europe/Berlin",
+		             err);
+		return -EINVAL;
+	}
+	if (cron_next(&cr, j->timezone, now_ms() / 1000, &next) < 0) {
+		client_error(c, E_BAD, "--schedule \"%s\" never fires (no such date)", j->schedule);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* job add */
 static void
 do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
@@ -285,15 +354,17 @@ do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
 		             "--command \"dbt build\"", j->name);
 		return;
 	}
-	if (pb_str_set(j->schedule) || pb_str_set(j->timezone)) {
-		client_error(c, E_UNIMPL, "schedules (--schedule) are not supported by this dbtd yet");
+	if (check_schedule(c, j) < 0)
+		return;
+	if (pb_str_set(j->on_pipeline) && !name_ok(j->on_pipeline)) {
+		client_error(c, E_BAD, "--on-pipeline \"%s\" is not a valid pipeline name: use up "
+		             "to %d letters, digits, '_', '-' or '.'", j->on_pipeline, NAME_MAX_LEN);
 		return;
 	}
-	if (pb_str_set(j->on_pipeline)) {
-		client_error(c, E_UNIMPL, "pipeline triggers (--on-pipeline) are not supported "
-		             "by this dbtd yet");
-		return;
-	}
+	j->last_fire_ms = 0;
+	free(j->next_fires_ms);
+	j->next_fires_ms = NULL;
+	j->n_next_fires_ms = 0;
 	j->id = 0;
 	add_object(d, c, STORE_JOB, &j->base, j->name, &j->id, &j->created_at_ms);
 }
@@ -510,6 +581,10 @@ do_remove(struct daemon *d, struct client *c, const Dbtd__ObjectRef *ref)
 		             ref->name, store_strerror(rc));
 		return;
 	}
+	if (kind == STORE_JOB)
+		scheduler_remove(d->scheduler, id);
+	else if (kind == STORE_PROJECT)
+		pollers_remove(d->pollers, id);
 	log_info("%s \"%s\" removed by %s", kind_word[kind], ref->name, client_user(c));
 	resp.body_case = DBTD__RESPONSE__BODY_REMOVED;
 	resp.removed = 1;
@@ -736,6 +811,12 @@ dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
 		break;
 	case DBTD__REQUEST__BODY_READ_LOGS:
 		logs_open(d->logs, c, req->read_logs);
+		break;
+	case DBTD__REQUEST__BODY_WEBHOOK:
+		triggers_webhook(d, c, req->webhook);
+		break;
+	case DBTD__REQUEST__BODY_PIPELINE_EVENT:
+		triggers_pipeline(d, c, req->pipeline_event);
 		break;
 	case DBTD__REQUEST__BODY_HELLO:
 		client_error(c, E_BAD, "Hello was already exchanged on this connection");

@@ -17,7 +17,9 @@
 #include "names.h"
 #include "logs.h"
 #include "plugin.h"
+#include "poll.h"
 #include "runs.h"
+#include "scheduler.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
@@ -244,8 +246,15 @@ main(int argc, char **argv)
 	if (rc < 0)
 		goto out;
 	runs_recover(d.runs);
-
 	store_set_group_commit(d.store, 1);
+	rc = scheduler_new(&d.scheduler, &d);
+	if (rc == 0)
+		rc = pollers_new(&d.pollers, &d);
+	if (rc < 0) {
+		log_err("cannot load schedules and polls: %s", store_strerror(rc));
+		goto out;
+	}
+
 	ev_prepare_init(&commit_w, commit_cb);
 	ev_set_priority(&commit_w, EV_MAXPRI);
 	ev_prepare_start(d.loop, &commit_w);
@@ -257,6 +266,10 @@ main(int argc, char **argv)
 	ev_run(d.loop, 0);
 	status = 0;
 out:
+	pollers_free(d.pollers);
+	d.pollers = NULL;
+	scheduler_free(d.scheduler);
+	d.scheduler = NULL;
 	runs_free(d.runs); /* first: watchers still get the runs' final state */
 	d.runs = NULL;
 	logs_free(d.logs);

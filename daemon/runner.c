@@ -105,6 +105,12 @@ runner_params(struct host_run *hr, const struct runner_spec *sp)
 	host_param_add(hr, "project.subdir", sp->project->subdir);
 	host_param_add(hr, "env.name", sp->env->name);
 	host_param_add(hr, "env.branch", sp->env->branch);
+	/* The branch and commit this run builds (a PR's head, a pushed commit). */
+	host_param_add(hr, "run.branch", sp->run->branch);
+	host_param_add(hr, "run.commit", sp->run->commit_sha);
+	host_param_add(hr, "run.fetch_ref", sp->run->fetch_ref);
+	if (sp->run->pr_number)
+		param_uint(hr, "run.pr_number", sp->run->pr_number);
 	host_param_add(hr, "env.dbt", sp->env->dbt_path);
 	f = open_memstream(&vars, &vlen);
 	if (f) {
@@ -123,7 +129,14 @@ runner_params(struct host_run *hr, const struct runner_spec *sp)
 		param_uint(hr, "dest.port", d->port);
 	host_param_add(hr, "dest.user", d->user);
 	host_param_add(hr, "dest.dbname", d->dbname);
-	host_param_add(hr, "dest.schema", d->schema);
+	if (sp->run->pr_number) {
+		/* CI never touches production tables: <schema>_pr_<number>. */
+		char *pr_schema = xasprintf("%s_pr_%u", d->schema, sp->run->pr_number);
+		host_param_add(hr, "dest.schema", pr_schema ? pr_schema : "");
+		free(pr_schema);
+	} else {
+		host_param_add(hr, "dest.schema", d->schema);
+	}
 	if (d->threads)
 		param_uint(hr, "dest.threads", d->threads);
 	if (pb_str_set(d->password)) {

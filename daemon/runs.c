@@ -212,8 +212,8 @@ new_step(uint32_t index, const char *name, const char *type, const char *command
  * pack-and-unpack it into an owned copy.
  */
 static Dbtd__Run *
-build_run(const Dbtd__Job *job, const Dbtd__Environment *env, Dbtd__Trigger trigger,
-          const char *by, int skipped)
+build_run(const Dbtd__Job *job, const Dbtd__Environment *env, const struct run_origin *o,
+          int skipped)
 {
 	Dbtd__Run run = DBTD__RUN__INIT, *copy = NULL;
 	Dbtd__Step **steps;
@@ -249,10 +249,13 @@ build_run(const Dbtd__Job *job, const Dbtd__Environment *env, Dbtd__Trigger trig
 	run.env_id = env->id;
 	run.environment = env->name;
 	run.status = skipped ? DBTD__RUN_STATUS__RUN_SKIPPED : DBTD__RUN_STATUS__RUN_QUEUED;
-	run.trigger = trigger;
-	run.branch = env->branch;
+	run.trigger = o->trigger;
+	run.branch = (char *)(o->branch ? o->branch : env->branch);
+	run.commit_sha = (char *)(o->commit ? o->commit : "");
+	run.fetch_ref = (char *)(o->fetch_ref ? o->fetch_ref : "");
+	run.pr_number = o->pr_number;
 	run.created_at_ms = now_ms();
-	run.triggered_by = (char *)(by ? by : "");
+	run.triggered_by = (char *)(o->by ? o->by : "");
 	run.n_steps = n;
 	run.steps = steps;
 	copy = (Dbtd__Run *)pb_clone(&run.base);
@@ -286,7 +289,7 @@ get_run(struct runs *r, uint64_t id, Dbtd__Run **out, struct runs_err *e)
  * queue it and start it when a slot is free; *out gets its state after that.
  */
 static int
-create_run(struct runs *r, const Dbtd__Job *job, Dbtd__Trigger trigger, const char *by,
+create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
            uint64_t rerun_of, Dbtd__Run **out, struct runs_err *e)
 {
 	Dbtd__Environment *env = NULL;
@@ -301,7 +304,7 @@ create_run(struct runs *r, const Dbtd__Job *job, Dbtd__Trigger trigger, const ch
 		               "job \"%s\" runs in environment \"%s\", which no longer exists; "
 		               "add it again or remove the job", job->name, job->environment);
 	busy = store_job_active_run(r->d->store, job->id);
-	run = build_run(job, env, trigger, by, busy != 0);
+	run = build_run(job, env, o, busy != 0);
 	dbtd__environment__free_unpacked(env, NULL);
 	if (run == NULL)
 		return set_err(e, -ENOMEM, DBTD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
@@ -326,7 +329,7 @@ create_run(struct runs *r, const Dbtd__Job *job, Dbtd__Trigger trigger, const ch
 		               "cannot store the new run: %s", store_strerror(rc));
 	}
 	log_info("run %llu of job \"%s\" created (%s, by %s)%s", (unsigned long long)run->id,
-	         job->name, trigger_json(trigger), by ? by : "",
+	         job->name, trigger_json(o->trigger), o->by ? o->by : "",
 	         busy ? ": skipped, the job has a run in progress" : "");
 	if (busy) {
 		*out = run;
@@ -348,9 +351,18 @@ create_run(struct runs *r, const Dbtd__Job *job, Dbtd__Trigger trigger, const ch
 }
 
 int
+runs_start(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
+           Dbtd__Run **out, struct runs_err *e)
+{
+	*out = NULL;
+	return create_run(r, job, o, 0, out, e);
+}
+
+int
 runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
              const char *by, Dbtd__Run **out, struct runs_err *e)
 {
+	struct run_origin o = { .trigger = trigger, .by = by };
 	Dbtd__Job *job = NULL;
 	int rc;
 
@@ -362,7 +374,7 @@ runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
 	if (rc < 0)
 		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
 		               "cannot read job \"%s\": %s", jobname, store_strerror(rc));
-	rc = create_run(r, job, trigger, by, 0, out, e);
+	rc = create_run(r, job, &o, 0, out, e);
 	dbtd__job__free_unpacked(job, NULL);
 	return rc;
 }
@@ -393,7 +405,10 @@ runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
 		        orig->job, (unsigned long long)id);
 		goto out;
 	}
-	rc = create_run(r, job, DBTD__TRIGGER__TRIGGER_RERUN, by, id, out, e);
+	{
+		struct run_origin o = { .trigger = DBTD__TRIGGER__TRIGGER_RERUN, .by = by };
+		rc = create_run(r, job, &o, id, out, e);
+	}
 	dbtd__job__free_unpacked(job, NULL);
 out:
 	dbtd__run__free_unpacked(orig, NULL);

@@ -31,6 +31,27 @@ int runs_new(struct runs **out, struct daemon *d, unsigned slots);
 int runs_recover(struct runs *r);
 
 /*
+ * Where a new run comes from.  branch/commit NULL: the environment's branch
+ * at its head when the run clones.  PR runs set pr_number (they build into
+ * <schema>_pr_<number>) and fetch_ref, the ref that holds their commit.
+ */
+struct run_origin {
+	Dbtd__Trigger trigger;
+	const char *by;          /* user, or event source ("pipeline:NAME", ...) */
+	const char *branch;
+	const char *commit;      /* 40 hex */
+	const char *fetch_ref;
+	uint32_t pr_number;
+};
+
+/*
+ * runs_start - like runs_trigger for a job already read (job, from the
+ * store) and an origin other than Manual/API/Re-run.
+ */
+int runs_start(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
+               Dbtd__Run **out, struct runs_err *e);
+
+/*
  * runs_trigger - create a run of job `job` (Queued, or Skipped when the job
  * already has a Queued or Running run) and start it when a slot is free.
  * *out gets a copy of the new run (free with dbtd__run__free_unpacked).

@@ -186,11 +186,122 @@ static int path_within(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-/* Clone project.repo at env.branch and publish the commit and project dir. */
+/* True for 40 hex digits. */
+static int is_sha(const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return 0;
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f') ||
+		      (s[n] >= 'A' && s[n] <= 'F')))
+			return 0;
+	return n == GIT_OID_HEXSZ;
+}
+
+/*
+ * Fetch `ref` (and the branch, when known) from origin so that a commit
+ * only reachable from it (a pull request's head) is in the clone.
+ */
+static int fetch_extra(git_repository *repo, const char *ref, const char *branch,
+                       struct clone_state *st)
+{
+	git_remote *remote = NULL;
+	git_fetch_options fo;
+	char spec_ref[600], spec_branch[600];
+	char *specs[2];
+	git_strarray refspecs = { specs, 0 };
+	int rc;
+
+	if (ref != NULL && ref[0] != '\0' &&
+	    (size_t)snprintf(spec_ref, sizeof(spec_ref), "+%s:refs/dbtd/fetched", ref) <
+	    sizeof(spec_ref))
+		specs[refspecs.count++] = spec_ref;
+	if (branch != NULL &&
+	    (size_t)snprintf(spec_branch, sizeof(spec_branch),
+	                     "+refs/heads/%s:refs/remotes/origin/%s", branch, branch) <
+	    sizeof(spec_branch))
+		specs[refspecs.count++] = spec_branch;
+	if (refspecs.count == 0)
+		return GIT_ENOTFOUND;
+	rc = git_remote_lookup(&remote, repo, "origin");
+	if (rc < 0)
+		return rc;
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	fo.callbacks.transfer_progress = on_transfer;
+	fo.callbacks.sideband_progress = on_sideband;
+	fo.callbacks.payload = st;
+	fo.proxy_opts.type = GIT_PROXY_AUTO;
+	rc = git_remote_fetch(remote, &refspecs, &fo, NULL);
+	git_remote_free(remote);
+	return rc;
+}
+
+/*
+ * Check out `commit` (detached): the commit a PR or a push named.  It is
+ * fetched through `ref` / `branch` when the clone does not have it.
+ */
+static int checkout_commit(const struct dbtd_host *host, dbtd_step_ctx *ctx,
+                           git_repository *repo, const char *commit, const char *ref,
+                           const char *branch, const char *shown, struct clone_state *st)
+{
+	git_oid oid;
+	git_object *obj = NULL;
+	git_checkout_options co;
+	char msg[1024];
+	int rc;
+
+	if (git_oid_fromstr(&oid, commit) < 0) {
+		host->set_error(ctx, "commit \"%s\" is not a 40-hex commit id", commit);
+		return -1;
+	}
+	rc = git_object_lookup(&obj, repo, &oid, GIT_OBJECT_COMMIT);
+	if (rc == GIT_ENOTFOUND) {
+		host->log(ctx, "Commit %s is not on the cloned branch; fetching %s%s%s", commit,
+		          ref && ref[0] ? ref : "", ref && ref[0] && branch ? " and " : "",
+		          branch ? branch : "");
+		rc = fetch_extra(repo, ref, branch, st);
+		if (rc < 0 && host->cancel_requested(ctx))
+			return -2;
+		if (rc < 0) {
+			git_message(msg, sizeof(msg));
+			host->log(ctx, "libgit2: %s", msg);
+		}
+		rc = git_object_lookup(&obj, repo, &oid, GIT_OBJECT_COMMIT);
+	}
+	if (rc < 0) {
+		git_message(msg, sizeof(msg));
+		host->set_error(ctx, "commit %s is not in %s%s%s (%s); was it force-pushed away?",
+		                commit, shown, ref && ref[0] ? " or its " : "",
+		                ref && ref[0] ? ref : "", msg);
+		return -1;
+	}
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy = GIT_CHECKOUT_FORCE;
+	rc = git_checkout_tree(repo, obj, &co);
+	if (rc == 0)
+		rc = git_repository_set_head_detached(repo, &oid);
+	git_object_free(obj);
+	if (rc < 0) {
+		git_message(msg, sizeof(msg));
+		host->set_error(ctx, "cannot check out commit %s of %s: %s", commit, shown, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Clone project.repo at the run's branch (run.branch, else env.branch),
+ * check out the run's commit when it has one (PR and Merge runs), and
+ * publish the commit and project dir.
+ */
 static int git_clone_run(const struct dbtd_host *host, dbtd_step_ctx *ctx, void *data)
 {
 	const char *repo_param = host->param(ctx, "project.repo");
-	const char *branch = host->param(ctx, "env.branch");
+	const char *branch = host->param(ctx, "run.branch");
+	const char *commit = host->param(ctx, "run.commit");
+	const char *fetch_ref = host->param(ctx, "run.fetch_ref");
 	const char *subdir = host->param(ctx, "project.subdir");
 	const char *ws = host->workspace(ctx);
 	git_clone_options opts;
@@ -223,8 +334,12 @@ static int git_clone_run(const struct dbtd_host *host, dbtd_step_ctx *ctx, void 
 		                strerror(errno));
 		goto fail;
 	}
+	if (branch == NULL || branch[0] == '\0')
+		branch = host->param(ctx, "env.branch");
 	if (branch != NULL && branch[0] == '\0')
 		branch = NULL;
+	if (!is_sha(commit))
+		commit = NULL;
 	if (subdir != NULL && normalize_subdir(subdir, sub, sizeof(sub)) < 0) {
 		host->set_error(ctx, "project subdirectory \"%s\" must be a relative path inside the "
 		                "repository without \"..\"; fix the project's subdir", subdir);
@@ -244,13 +359,18 @@ static int git_clone_run(const struct dbtd_host *host, dbtd_step_ctx *ctx, void 
 		goto fail;
 	}
 
-	if (branch != NULL)
+	if (commit != NULL && fetch_ref != NULL && fetch_ref[0] != '\0')
+		host->log(ctx, "Cloning %s into %s for commit %s of %s (branch %s)", shown, dir,
+		          commit, fetch_ref, branch ? branch : "?");
+	else if (branch != NULL)
 		host->log(ctx, "Cloning %s (branch %s) into %s", shown, branch, dir);
 	else
 		host->log(ctx, "Cloning %s (default branch) into %s", shown, dir);
 	clock_gettime(CLOCK_MONOTONIC, &st.last_report);
 	git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
-	opts.checkout_branch = branch;
+	/* A PR's head branch may live only in a fork: clone the default branch. */
+	opts.checkout_branch = commit != NULL && fetch_ref != NULL && fetch_ref[0] != '\0' ?
+	                       NULL : branch;
 	/* Fetch local repositories through the transport too: progress, counts, cancel. */
 	opts.local = GIT_CLONE_NO_LOCAL;
 	opts.checkout_opts.checkout_strategy = GIT_CHECKOUT_SAFE;
@@ -281,6 +401,15 @@ static int git_clone_run(const struct dbtd_host *host, dbtd_step_ctx *ctx, void 
 		host->log(ctx, "Received %u objects (%u local), %.1f KiB; resolved %u deltas",
 		          st.stats.received_objects, st.stats.local_objects,
 		          (double)st.stats.received_bytes / 1024.0, st.stats.indexed_deltas);
+	if (commit != NULL) {
+		rc = checkout_commit(host, ctx, repo, commit, fetch_ref, branch, shown, &st);
+		if (rc == -2) {
+			status = DBTD_STEP_CANCELED;
+			goto fail;
+		}
+		if (rc < 0)
+			goto fail;
+	}
 
 	if (git_repository_head(&head, repo) < 0 ||
 	    git_reference_peel(&obj, head, GIT_OBJECT_COMMIT) < 0) {

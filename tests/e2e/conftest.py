@@ -29,6 +29,19 @@ BASE_ENV = dict(os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK
 BASE_ENV.pop("DBTD_SOCKET", None)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: waits for wall-clock time (a cron minute); "
+                            "skipped when DBTD_E2E_SKIP_SLOW=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("DBTD_E2E_SKIP_SLOW") == "1":
+        skip = pytest.mark.skip(reason="slow test: runs in the normal build only")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)
+
+
 def run(cmd, check=True, **kw):
     """Run a command, capturing text output."""
     kw.setdefault("env", BASE_ENV)

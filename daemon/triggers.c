@@ -1,0 +1,405 @@
+/*
+ * triggers.c - events that start runs: pull requests and pushes (forge
+ * webhooks, polling) and pipeline events.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "forge.h"
+#include "log.h"
+#include "names.h"
+#include "pb.h"
+#include "runs.h"
+#include "server.h"
+#include "store.h"
+#include "triggers.h"
+#include "util.h"
+
+/* A growable list of stored objects of one kind. */
+struct objs {
+	ProtobufCMessage **items;
+	size_t n, cap;
+};
+
+/* store_obj_list callback: keep msg. */
+static int
+objs_cb(void *arg, ProtobufCMessage *msg)
+{
+	struct objs *o = arg;
+
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		ProtobufCMessage **p = realloc(o->items, cap * sizeof(*p));
+		if (p == NULL) {
+			protobuf_c_message_free_unpacked(msg, NULL);
+			return -ENOMEM;
+		}
+		o->items = p;
+		o->cap = cap;
+	}
+	o->items[o->n++] = msg;
+	return 0;
+}
+
+/* Free a list. */
+static void
+objs_free(struct objs *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		protobuf_c_message_free_unpacked(o->items[i], NULL);
+	free(o->items);
+	o->items = NULL;
+	o->n = o->cap = 0;
+}
+
+/* Append a run to t (taking it). */
+static int
+add_run(Dbtd__Triggered *t, Dbtd__Run *run)
+{
+	Dbtd__Run **p = realloc(t->runs, (t->n_runs + 1) * sizeof(*p));
+
+	if (p == NULL) {
+		dbtd__run__free_unpacked(run, NULL);
+		return -ENOMEM;
+	}
+	t->runs = p;
+	t->runs[t->n_runs++] = run;
+	return 0;
+}
+
+/* Set t's message (formatted), replacing an earlier one. */
+static void __attribute__((format(printf, 2, 3)))
+set_message(Dbtd__Triggered *t, const char *fmt, ...)
+{
+	va_list ap;
+	char *m = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	va_end(ap);
+	if (m == NULL)
+		return;
+	if (t->message != protobuf_c_empty_string)
+		free(t->message);
+	t->message = m;
+}
+
+void
+triggers_free(Dbtd__Triggered *t)
+{
+	for (size_t i = 0; i < t->n_runs; i++)
+		dbtd__run__free_unpacked(t->runs[i], NULL);
+	free(t->runs);
+	t->runs = NULL;
+	t->n_runs = 0;
+	if (t->message != protobuf_c_empty_string)
+		free(t->message);
+	t->message = (char *)protobuf_c_empty_string;
+}
+
+/* Start one run of job for an origin; a failure is logged and noted in t. */
+static int
+start_one(struct daemon *d, const Dbtd__Job *job, const struct run_origin *o,
+          Dbtd__Triggered *t)
+{
+	struct runs_err e;
+	Dbtd__Run *run = NULL;
+
+	if (runs_start(d->runs, job, o, &run, &e) < 0) {
+		log_warn("%s run of job \"%s\" not started: %s", trigger_json(o->trigger),
+		         job->name, e.msg);
+		set_message(t, "job \"%s\": %s", job->name, e.msg);
+		return -EIO;
+	}
+	return add_run(t, run);
+}
+
+/* A one-line summary of the runs in t, for the reply and the log. */
+static void
+summarise(Dbtd__Triggered *t, const char *what)
+{
+	char buf[1024];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < t->n_runs && n < sizeof(buf) - 64; i++) {
+		int w = snprintf(buf + n, sizeof(buf) - n, "%s%llu (job %s, %s)", i ? ", " : "",
+		                 (unsigned long long)t->runs[i]->id, t->runs[i]->job,
+		                 run_status_json(t->runs[i]->status));
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	set_message(t, "%s: started %zu run%s: %s", what, t->n_runs, t->n_runs == 1 ? "" : "s",
+	            buf);
+	log_info("%s", t->message);
+}
+
+int
+triggers_repo_event(struct daemon *d, const struct repo_event *ev, Dbtd__Triggered *out)
+{
+	Dbtd__JobType want = ev->trigger == DBTD__TRIGGER__TRIGGER_PR ? DBTD__JOB_TYPE__JOB_CI :
+	                     DBTD__JOB_TYPE__JOB_MERGE;
+	struct objs envs = { 0 }, jobs = { 0 };
+	struct run_origin o = {
+		.trigger = ev->trigger, .by = ev->by, .commit = ev->sha,
+		.fetch_ref = ev->fetch_ref, .pr_number = ev->pr_number,
+		.branch = ev->trigger == DBTD__TRIGGER__TRIGGER_PR ? ev->head_branch : ev->branch,
+	};
+	Dbtd__Project *proj = NULL;
+	const char *pname = "?";
+	size_t nenv = 0, before = out->n_runs;
+	int rc;
+
+	if (store_obj_get(d->store, STORE_PROJECT, ev->project_id, (ProtobufCMessage **)&proj) == 0)
+		pname = proj->name;
+	rc = store_obj_list(d->store, STORE_ENVIRONMENT, objs_cb, &envs);
+	if (rc == 0)
+		rc = store_obj_list(d->store, STORE_JOB, objs_cb, &jobs);
+	if (rc < 0) {
+		set_message(out, "cannot read jobs: %s", store_strerror(rc));
+		goto out;
+	}
+	for (size_t i = 0; i < envs.n; i++) {
+		const Dbtd__Environment *env = (const Dbtd__Environment *)envs.items[i];
+		if (env->project_id != ev->project_id ||
+		    (ev->branch != NULL && strcmp(env->branch, ev->branch) != 0))
+			continue;
+		nenv++;
+		for (size_t k = 0; k < jobs.n; k++) {
+			const Dbtd__Job *job = (const Dbtd__Job *)jobs.items[k];
+			if (job->env_id == env->id && job->type == want)
+				start_one(d, job, &o, out);
+		}
+	}
+	if (nenv == 0) {
+		set_message(out, "no environment of project \"%s\" is on branch \"%s\"; nothing to "
+		            "run (add one with dbtctl env add ... --project %s --branch %s)", pname,
+		            ev->branch ? ev->branch : "?", pname, ev->branch ? ev->branch : "?");
+		rc = -ENOENT;
+	} else if (out->n_runs == before && out->message == protobuf_c_empty_string) {
+		set_message(out, "no %s job of project \"%s\" runs on branch \"%s\"; nothing to run "
+		            "(add one with dbtctl job add ... --type %s)", job_type_json(want), pname,
+		            ev->branch ? ev->branch : "(any)", job_type_json(want));
+		rc = -ENOENT;
+	} else {
+		rc = (int)(out->n_runs - before);
+	}
+out:
+	if (rc == -ENOENT && !ev->quiet)
+		log_info("%s event for project \"%s\": %s", trigger_json(ev->trigger), pname,
+		         out->message);
+	objs_free(&envs);
+	objs_free(&jobs);
+	if (proj)
+		dbtd__project__free_unpacked(proj, NULL);
+	return rc;
+}
+
+/* Reply with what an event started. */
+static void
+reply_triggered(struct client *c, Dbtd__Triggered *t)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+
+	resp.body_case = DBTD__RESPONSE__BODY_TRIGGERED;
+	resp.triggered = t;
+	client_send(c, &resp);
+}
+
+/* Refuse a webhook: a line in dbtd's log and the error to the client. */
+static void __attribute__((format(printf, 4, 5)))
+refuse(struct client *c, Dbtd__ErrorCode code, const char *forge, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn("%s webhook from %s refused, nothing triggered: %s", forge, client_user(c), msg);
+	client_error(c, code, "%s", msg);
+}
+
+/* The projects a webhook is for: the one named, or those whose repo it names. */
+static int
+webhook_projects(struct daemon *d, const Dbtd__Webhook *w, const struct forge_event *ev,
+                 struct objs *out)
+{
+	struct objs all = { 0 };
+	int rc;
+
+	if (pb_str_set(w->project)) {
+		ProtobufCMessage *p;
+		rc = store_obj_find(d->store, STORE_PROJECT, w->project, &p);
+		return rc < 0 ? rc : objs_cb(out, p);
+	}
+	rc = store_obj_list(d->store, STORE_PROJECT, objs_cb, &all);
+	for (size_t i = 0; rc == 0 && i < all.n; i++) {
+		Dbtd__Project *p = (Dbtd__Project *)all.items[i];
+		for (size_t k = 0; k < ev->n_repo_urls; k++)
+			if (forge_url_match(p->repo, ev->repo_urls[k])) {
+				rc = objs_cb(out, all.items[i]);
+				all.items[i] = NULL;
+				break;
+			}
+	}
+	for (size_t i = 0; i < all.n; i++)
+		if (all.items[i])
+			protobuf_c_message_free_unpacked(all.items[i], NULL);
+	free(all.items);
+	if (rc == 0 && out->n == 0)
+		rc = -ENOENT;
+	return rc;
+}
+
+void
+triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
+{
+	struct forge_event ev;
+	struct objs projects = { 0 };
+	Dbtd__Triggered t = DBTD__TRIGGERED__INIT;
+	char err[512], by[256], what[512];
+	int github, rc, notfound = 0;
+
+	memset(&ev, 0, sizeof(ev));
+	github = strcmp(w->forge, "github") == 0;
+	if (!github && strcmp(w->forge, "gitlab") != 0) {
+		refuse(c, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, "unknown",
+		       "unknown forge \"%s\": use github or gitlab", w->forge);
+		return;
+	}
+	rc = forge_parse(w->forge, w->event, w->payload.data, w->payload.len, &ev, err,
+	                 sizeof(err));
+	if (rc < 0) {
+		refuse(c, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, w->forge, "%s%s",
+		       rc == -ENOTSUP ? "" : "malformed payload: ", err);
+		goto out;
+	}
+	rc = webhook_projects(d, w, &ev, &projects);
+	if (rc == -ENOENT) {
+		if (pb_str_set(w->project))
+			refuse(c, DBTD__ERROR_CODE__ERROR_NOT_FOUND, w->forge,
+			       "no project named \"%s\"; see dbtctl project list", w->project);
+		else
+			refuse(c, DBTD__ERROR_CODE__ERROR_NOT_FOUND, w->forge,
+			       "no project has repository %s (%s); name the project with --project "
+			       "or check its --repo", ev.repo_name ? ev.repo_name : "?",
+			       ev.n_repo_urls ? ev.repo_urls[0] : "no URL in the payload");
+		goto out;
+	}
+	if (rc < 0) {
+		refuse(c, DBTD__ERROR_CODE__ERROR_INTERNAL, w->forge, "cannot read projects: %s",
+		       store_strerror(rc));
+		goto out;
+	}
+	/* Every project the delivery is for must have it signed with its secret. */
+	for (size_t i = 0; i < projects.n; i++) {
+		const Dbtd__Project *p = (const Dbtd__Project *)projects.items[i];
+		if (!pb_str_set(p->webhook_secret)) {
+			refuse(c, DBTD__ERROR_CODE__ERROR_FAILED, w->forge,
+			       "project \"%s\" has no webhook secret, so it accepts no webhooks; "
+			       "add it with --webhook-secret-env VAR", p->name);
+			goto out;
+		}
+		rc = github ? forge_verify_github(p->webhook_secret, w->payload.data,
+		                                  w->payload.len, w->signature, err, sizeof(err))
+		            : forge_verify_gitlab(p->webhook_secret, w->token, err, sizeof(err));
+		if (rc < 0) {
+			refuse(c, DBTD__ERROR_CODE__ERROR_FAILED, w->forge,
+			       "webhook for project \"%s\" refused: %s", p->name, err);
+			goto out;
+		}
+	}
+	if (ev.kind == FORGE_IGNORED) {
+		set_message(&t, "%s %s: %s; nothing to run", w->forge, w->event,
+		            ev.ignored_why ? ev.ignored_why : "not an event that starts runs");
+		log_info("%s", t.message);
+		reply_triggered(c, &t);
+		goto out;
+	}
+	snprintf(by, sizeof(by), "%s%s%s", w->forge, ev.sender ? ":" : "",
+	         ev.sender ? ev.sender : "");
+	for (size_t i = 0; i < projects.n; i++) {
+		const Dbtd__Project *p = (const Dbtd__Project *)projects.items[i];
+		struct repo_event re = {
+			.trigger = ev.kind == FORGE_PR ? DBTD__TRIGGER__TRIGGER_PR :
+			                                 DBTD__TRIGGER__TRIGGER_MERGE,
+			.project_id = p->id, .branch = ev.branch, .head_branch = ev.head_branch,
+			.sha = ev.sha, .fetch_ref = ev.head_ref, .pr_number = ev.pr_number, .by = by,
+		};
+		rc = triggers_repo_event(d, &re, &t);
+		if (rc == -ENOENT)
+			notfound++;
+	}
+	if (t.n_runs == 0) {
+		refuse(c, notfound ? DBTD__ERROR_CODE__ERROR_NOT_FOUND :
+		                     DBTD__ERROR_CODE__ERROR_FAILED, w->forge, "%s",
+		       pb_str_set(t.message) ? t.message : "no run started");
+		goto out;
+	}
+	if (ev.kind == FORGE_PR)
+		snprintf(what, sizeof(what), "%s %s: pull request #%u (%s -> %s, %.12s)", w->forge,
+		         w->event, ev.pr_number, ev.head_branch ? ev.head_branch : "?",
+		         ev.branch ? ev.branch : "?", ev.sha ? ev.sha : "?");
+	else
+		snprintf(what, sizeof(what), "%s %s: %s moved to %.12s", w->forge, w->event,
+		         ev.branch ? ev.branch : "?", ev.sha ? ev.sha : "?");
+	summarise(&t, what);
+	reply_triggered(c, &t);
+out:
+	triggers_free(&t);
+	objs_free(&projects);
+	forge_event_free(&ev);
+}
+
+void
+triggers_pipeline(struct daemon *d, struct client *c, const Dbtd__PipelineEvent *p)
+{
+	Dbtd__Triggered t = DBTD__TRIGGERED__INIT;
+	struct objs jobs = { 0 };
+	char by[300], what[300];
+	int rc;
+
+	if (!pb_str_set(p->name) || strlen(p->name) > 200) {
+		client_error(c, DBTD__ERROR_CODE__ERROR_BAD_REQUEST,
+		             "a pipeline event needs the pipeline's name (at most 200 characters)");
+		return;
+	}
+	snprintf(by, sizeof(by), "pipeline:%s", p->name);
+	rc = store_obj_list(d->store, STORE_JOB, objs_cb, &jobs);
+	if (rc < 0) {
+		client_error(c, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read jobs: %s",
+		             store_strerror(rc));
+		goto out;
+	}
+	for (size_t i = 0; i < jobs.n; i++) {
+		const Dbtd__Job *job = (const Dbtd__Job *)jobs.items[i];
+		struct run_origin o = { .trigger = DBTD__TRIGGER__TRIGGER_PIPELINE, .by = by };
+		if (strcmp(job->on_pipeline, p->name) == 0)
+			start_one(d, job, &o, &t);
+	}
+	if (t.n_runs == 0) {
+		if (!pb_str_set(t.message))
+			set_message(&t, "no job listens to pipeline \"%s\"; add one with dbtctl job add "
+			            "... --on-pipeline %s", p->name, p->name);
+		log_info("pipeline \"%s\" finished (reported by %s): %s", p->name, client_user(c),
+		         t.message);
+		client_error(c, DBTD__ERROR_CODE__ERROR_NOT_FOUND, "%s", t.message);
+		goto out;
+	}
+	snprintf(what, sizeof(what), "pipeline \"%s\" finished (reported by %s)", p->name,
+	         client_user(c));
+	summarise(&t, what);
+	reply_triggered(c, &t);
+out:
+	triggers_free(&t);
+	objs_free(&jobs);
+}
