@@ -341,12 +341,37 @@ cron_tz_check(const char *tz, char *err, size_t errlen)
 static char cur_zone[CRON_TZ_MAX + 1];
 static char cur_env[sizeof(CRON_ZONEINFO) + CRON_TZ_MAX + 2];
 
+/* TZ as it was before this module first changed it (saved: it was read). */
+static char *orig_tz;
+static int orig_saved;
+
+void
+cron_tz_reset(void)
+{
+	if (!orig_saved)
+		return;
+	if (orig_tz != NULL)
+		setenv("TZ", orig_tz, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+	cur_zone[0] = '\0';
+	cur_env[0] = '\0';
+}
+
 /* Point TZ at zone tz, checking it first, unless it already is there. */
 static int
 use_zone(const char *tz)
 {
 	const char *env = getenv("TZ");
 	int rc;
+
+	/* TZ is not ours (never set, reset, or changed by someone else): keep it. */
+	if (!orig_saved || env == NULL || strcmp(env, cur_env) != 0) {
+		free(orig_tz);
+		orig_tz = env != NULL ? strdup(env) : NULL;
+		orig_saved = 1;
+	}
 
 	if (cur_zone[0] != '\0' && strcmp(cur_zone, tz) == 0 && env != NULL &&
 	    strcmp(env, cur_env) == 0)

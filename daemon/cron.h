@@ -113,4 +113,11 @@ int cron_tz_check(const char *tz, char *err, size_t errlen);
  */
 int cron_next(const struct cron *c, const char *tz, int64_t after, int64_t *next);
 
+/*
+ * cron_tz_reset - put TZ back as it was before cron_next first changed it
+ * (a forked child that runs other programs calls this, so dbt never sees
+ * a job's schedule zone).
+ */
+void cron_tz_reset(void);
+
 #endif /* DBTD_CRON_H */

@@ -377,3 +377,46 @@ def test_schedule_fires_on_the_minute_and_skips_missed(workdir, repo):
         d.ok("job", "rm", "every_minute")
     finally:
         assert d.stop() == 0
+
+
+def test_run_list_tells_every_trigger_apart(dbtd, repo, workdir):
+    """One run of each trigger a test can cause at once (the scheduled one is
+    in the slow test); run list --trigger finds exactly each."""
+    from conftest import VENV_PY, BASE_ENV, SRC
+    add_project(dbtd, repo)
+    add_env(dbtd, workdir)
+    dbtd.ok("job", "add", "deploy", "--env", "prod", "--command", "dbt seed",
+            "--on-pipeline", "crm")
+    dbtd.ok("job", "add", "ci_check", "--env", "prod", "--type", "ci", "--command", "dbt seed")
+    dbtd.ok("job", "add", "on_merge", "--env", "prod", "--type", "merge",
+            "--command", "dbt seed")
+    ids = {}
+    ids["manual"] = dbtd.json("job", "run", "deploy", "--wait")["id"]
+    ids["rerun"] = dbtd.json("run", "rerun", ids["manual"], "--wait")["id"]
+    env = dict(BASE_ENV, XDG_CACHE_HOME=os.path.join(workdir, "cache"))
+    p = run([VENV_PY, os.path.join(SRC, "examples", "api", "dbtd_api.py"), "--socket",
+             dbtd.sock, "run", "deploy", "--wait"], check=False, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    ids["api"] = int(p.stdout.splitlines()[0])
+    ids["pipeline"] = dbtd.json("event", "pipeline", "crm")["runs"][0]["id"]
+    wait_runs(dbtd, 1, trigger="pipeline")
+    sha = feature_commit(repo)
+    body = github_pr(repo, 4, "feature", sha)
+    ids["pr"] = json.loads(hook(dbtd, "github", "pull_request", body, "--json",
+                                "--signature", sign(body)).stdout)["runs"][0]["id"]
+    wait_runs(dbtd, 1, trigger="pr")
+    push = fixture("github_push.json")
+    push.update(ref="refs/heads/main", after=git(repo, "rev-parse", "main"))
+    push["repository"]["clone_url"] = repo
+    body = json.dumps(push)
+    ids["merge"] = json.loads(hook(dbtd, "github", "push", body, "--json",
+                                   "--signature", sign(body)).stdout)["runs"][0]["id"]
+    wait_runs(dbtd, 6)
+    for trigger, rid in ids.items():
+        listed = dbtd.json("run", "list", "--trigger", trigger)
+        assert [r["id"] for r in listed] == [rid], (trigger, listed)
+        assert listed[0]["trigger"] == trigger and listed[0]["status"] == "completed"
+    assert dbtd.json("run", "list", "--trigger", "scheduled") == []
+    text = dbtd.ok("run", "list").stdout
+    for word in ("Manual", "Re-run", "API", "Pipeline", "PR", "Merge"):
+        assert word in text, text

@@ -506,6 +506,28 @@ test_dst_new_york_fall(void **state)
 	assert_sequence("*/30 * * * *", "America/New_York", "2025-11-02 05:10", wild, 5);
 }
 
+/* A child forked to run dbt gets TZ back as dbtd had it, not a job's zone. */
+static void
+test_tz_reset(void **state)
+{
+	struct cron c;
+	char err[256];
+	int64_t next;
+
+	(void)state;
+	setenv("TZ", "UTC0", 1);
+	assert_int_equal(cron_parse("0 9 * * *", &c, err, sizeof(err)), 0);
+	assert_int_equal(cron_next(&c, "Asia/Tokyo", 0, &next), 0);
+	assert_string_not_equal(getenv("TZ"), "UTC0");
+	cron_tz_reset();
+	assert_string_equal(getenv("TZ"), "UTC0");
+	/* and the zone is set again on the next use */
+	assert_int_equal(cron_next(&c, "Asia/Tokyo", 0, &next), 0);
+	assert_int_equal(next, 24 * 3600); /* 09:00 in Tokyo is midnight UTC */
+	cron_tz_reset();
+	assert_string_equal(getenv("TZ"), "UTC0");
+}
+
 int
 main(void)
 {
@@ -528,6 +550,7 @@ main(void)
 		cmocka_unit_test(test_dst_berlin_fall),
 		cmocka_unit_test(test_dst_new_york_spring),
 		cmocka_unit_test(test_dst_new_york_fall),
+		cmocka_unit_test(test_tz_reset),
 	};
 	return cmocka_run_group_tests_name("cron", tests, NULL, NULL);
 }
