@@ -11,6 +11,7 @@
 #include "collect.h"
 #include "daemon.h"
 #include "log.h"
+#include "pb.h"
 #include "runs.h"
 #include "server.h"
 #include "store.h"
@@ -69,30 +70,11 @@ artifacts_lineage(struct daemon *d, struct client *c, const Dbtd__RunRef *ref)
 		dbtd__lineage__free_unpacked(l, NULL);
 }
 
-/* Collected artifacts of a listing. */
-struct list {
-	Dbtd__Artifact **items;
-	size_t n, cap;
-};
-
 /* store_artifacts_list callback: keep a. */
 static int
 list_cb(void *arg, Dbtd__Artifact *a)
 {
-	struct list *l = arg;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		Dbtd__Artifact **p = realloc(l->items, cap * sizeof(*p));
-		if (p == NULL) {
-			dbtd__artifact__free_unpacked(a, NULL);
-			return -ENOMEM;
-		}
-		l->items = p;
-		l->cap = cap;
-	}
-	l->items[l->n++] = a;
-	return 0;
+	return pb_list_push(arg, &a->base);
 }
 
 void
@@ -100,7 +82,7 @@ artifacts_list(struct daemon *d, struct client *c, const Dbtd__RunRef *ref)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__ArtifactList al = DBTD__ARTIFACT_LIST__INIT;
-	struct list l = { 0 };
+	struct pb_list l = { 0 };
 	int rc;
 
 	if (check_run(d, c, ref->id) < 0)
@@ -111,14 +93,12 @@ artifacts_list(struct daemon *d, struct client *c, const Dbtd__RunRef *ref)
 		             (unsigned long long)ref->id, store_strerror(rc));
 	} else {
 		al.n_items = l.n;
-		al.items = l.items;
+		al.items = (Dbtd__Artifact **)l.items;
 		resp.body_case = DBTD__RESPONSE__BODY_ARTIFACTS;
 		resp.artifacts = &al;
 		client_send(c, &resp);
 	}
-	for (size_t i = 0; i < l.n; i++)
-		dbtd__artifact__free_unpacked(l.items[i], NULL);
-	free(l.items);
+	pb_list_free(&l);
 }
 
 /* Stop sending: close the file, unlink. */

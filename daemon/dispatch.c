@@ -369,10 +369,9 @@ do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
 	add_object(d, c, STORE_JOB, &j->base, j->name, &j->id, &j->created_at_ms);
 }
 
-/* Collect listed objects into a growable array. */
+/* Collect listed objects (scrubbed of secrets) into a list. */
 struct collect {
-	ProtobufCMessage **items;
-	size_t n, cap;
+	struct pb_list l;
 	enum store_kind kind;
 };
 
@@ -382,22 +381,11 @@ collect_cb(void *arg, ProtobufCMessage *msg)
 {
 	struct collect *col = arg;
 
-	if (col->n == col->cap) {
-		size_t cap = col->cap ? col->cap * 2 : 16;
-		ProtobufCMessage **p = realloc(col->items, cap * sizeof(*p));
-		if (p == NULL) {
-			protobuf_c_message_free_unpacked(msg, NULL);
-			return -ENOMEM;
-		}
-		col->items = p;
-		col->cap = cap;
-	}
 	if (col->kind == STORE_PROJECT)
 		scrub_project((Dbtd__Project *)msg);
 	else if (col->kind == STORE_ENVIRONMENT)
 		scrub_env((Dbtd__Environment *)msg);
-	col->items[col->n++] = msg;
-	return 0;
+	return pb_list_push(&col->l, msg);
 }
 
 /* store_run_list callback: keep run. */
@@ -411,9 +399,7 @@ collect_run_cb(void *arg, Dbtd__Run *run)
 static void
 collect_free(struct collect *col)
 {
-	for (size_t i = 0; i < col->n; i++)
-		protobuf_c_message_free_unpacked(col->items[i], NULL);
-	free(col->items);
+	pb_list_free(&col->l);
 }
 
 /* Map a wire kind to a store kind; -EINVAL for unknown. */
@@ -452,20 +438,20 @@ do_list(struct daemon *d, struct client *c, Dbtd__ObjectKind k)
 	}
 	switch (col.kind) {
 	case STORE_PROJECT:
-		pl.n_items = col.n;
-		pl.items = (Dbtd__Project **)col.items;
+		pl.n_items = col.l.n;
+		pl.items = (Dbtd__Project **)col.l.items;
 		resp.body_case = DBTD__RESPONSE__BODY_PROJECTS;
 		resp.projects = &pl;
 		break;
 	case STORE_ENVIRONMENT:
-		el.n_items = col.n;
-		el.items = (Dbtd__Environment **)col.items;
+		el.n_items = col.l.n;
+		el.items = (Dbtd__Environment **)col.l.items;
 		resp.body_case = DBTD__RESPONSE__BODY_ENVIRONMENTS;
 		resp.environments = &el;
 		break;
 	case STORE_JOB:
-		jl.n_items = col.n;
-		jl.items = (Dbtd__Job **)col.items;
+		jl.n_items = col.l.n;
+		jl.items = (Dbtd__Job **)col.l.items;
 		resp.body_case = DBTD__RESPONSE__BODY_JOBS;
 		resp.jobs = &jl;
 		break;
@@ -695,17 +681,17 @@ do_list_runs(struct daemon *d, struct client *c, const Dbtd__ListRuns *lr)
 		collect_free(&col);
 		return;
 	}
-	for (size_t i = 0; i < col.n; i++) {
+	for (size_t i = 0; i < col.l.n; i++) {
 		/* the list shows no steps: keep the reply small */
-		Dbtd__Run *r = (Dbtd__Run *)col.items[i];
+		Dbtd__Run *r = (Dbtd__Run *)col.l.items[i];
 		for (size_t k = 0; k < r->n_steps; k++)
 			dbtd__step__free_unpacked(r->steps[k], NULL);
 		free(r->steps);
 		r->steps = NULL;
 		r->n_steps = 0;
 	}
-	rl.n_items = col.n;
-	rl.items = (Dbtd__Run **)col.items;
+	rl.n_items = col.l.n;
+	rl.items = (Dbtd__Run **)col.l.items;
 	resp.body_case = DBTD__RESPONSE__BODY_RUNS;
 	resp.runs = &rl;
 	client_send(c, &resp);

@@ -21,43 +21,6 @@
 #include "triggers.h"
 #include "util.h"
 
-/* A growable list of stored objects of one kind. */
-struct objs {
-	ProtobufCMessage **items;
-	size_t n, cap;
-};
-
-/* store_obj_list callback: keep msg. */
-static int
-objs_cb(void *arg, ProtobufCMessage *msg)
-{
-	struct objs *o = arg;
-
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 16;
-		ProtobufCMessage **p = realloc(o->items, cap * sizeof(*p));
-		if (p == NULL) {
-			protobuf_c_message_free_unpacked(msg, NULL);
-			return -ENOMEM;
-		}
-		o->items = p;
-		o->cap = cap;
-	}
-	o->items[o->n++] = msg;
-	return 0;
-}
-
-/* Free a list. */
-static void
-objs_free(struct objs *o)
-{
-	for (size_t i = 0; i < o->n; i++)
-		protobuf_c_message_free_unpacked(o->items[i], NULL);
-	free(o->items);
-	o->items = NULL;
-	o->n = o->cap = 0;
-}
-
 /* Append a run to t (taking it). */
 static int
 add_run(Dbtd__Triggered *t, Dbtd__Run *run)
@@ -147,7 +110,7 @@ triggers_repo_event(struct daemon *d, const struct repo_event *ev, Dbtd__Trigger
 {
 	Dbtd__JobType want = ev->trigger == DBTD__TRIGGER__TRIGGER_PR ? DBTD__JOB_TYPE__JOB_CI :
 	                     DBTD__JOB_TYPE__JOB_MERGE;
-	struct objs envs = { 0 }, jobs = { 0 };
+	struct pb_list envs = { 0 }, jobs = { 0 };
 	struct run_origin o = {
 		.trigger = ev->trigger, .by = ev->by, .commit = ev->sha,
 		.fetch_ref = ev->fetch_ref, .pr_number = ev->pr_number,
@@ -160,9 +123,9 @@ triggers_repo_event(struct daemon *d, const struct repo_event *ev, Dbtd__Trigger
 
 	if (store_obj_get(d->store, STORE_PROJECT, ev->project_id, (ProtobufCMessage **)&proj) == 0)
 		pname = proj->name;
-	rc = store_obj_list(d->store, STORE_ENVIRONMENT, objs_cb, &envs);
+	rc = store_obj_list(d->store, STORE_ENVIRONMENT, pb_list_push, &envs);
 	if (rc == 0)
-		rc = store_obj_list(d->store, STORE_JOB, objs_cb, &jobs);
+		rc = store_obj_list(d->store, STORE_JOB, pb_list_push, &jobs);
 	if (rc < 0) {
 		set_message(out, "cannot read jobs: %s", store_strerror(rc));
 		goto out;
@@ -196,8 +159,8 @@ out:
 	if (rc == -ENOENT && !ev->quiet)
 		log_info("%s event for project \"%s\": %s", trigger_json(ev->trigger), pname,
 		         out->message);
-	objs_free(&envs);
-	objs_free(&jobs);
+	pb_list_free(&envs);
+	pb_list_free(&jobs);
 	if (proj)
 		dbtd__project__free_unpacked(proj, NULL);
 	return rc;
@@ -231,22 +194,22 @@ refuse(struct client *c, Dbtd__ErrorCode code, const char *forge, const char *fm
 /* The projects a webhook is for: the one named, or those whose repo it names. */
 static int
 webhook_projects(struct daemon *d, const Dbtd__Webhook *w, const struct forge_event *ev,
-                 struct objs *out)
+                 struct pb_list *out)
 {
-	struct objs all = { 0 };
+	struct pb_list all = { 0 };
 	int rc;
 
 	if (pb_str_set(w->project)) {
 		ProtobufCMessage *p;
 		rc = store_obj_find(d->store, STORE_PROJECT, w->project, &p);
-		return rc < 0 ? rc : objs_cb(out, p);
+		return rc < 0 ? rc : pb_list_push(out, p);
 	}
-	rc = store_obj_list(d->store, STORE_PROJECT, objs_cb, &all);
+	rc = store_obj_list(d->store, STORE_PROJECT, pb_list_push, &all);
 	for (size_t i = 0; rc == 0 && i < all.n; i++) {
 		Dbtd__Project *p = (Dbtd__Project *)all.items[i];
 		for (size_t k = 0; k < ev->n_repo_urls; k++)
 			if (forge_url_match(p->repo, ev->repo_urls[k])) {
-				rc = objs_cb(out, all.items[i]);
+				rc = pb_list_push(out, all.items[i]);
 				all.items[i] = NULL;
 				break;
 			}
@@ -264,7 +227,7 @@ void
 triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
 {
 	struct forge_event ev;
-	struct objs projects = { 0 };
+	struct pb_list projects = { 0 };
 	Dbtd__Triggered t = DBTD__TRIGGERED__INIT;
 	char err[512], by[256], what[512];
 	int github, rc, notfound = 0;
@@ -356,7 +319,7 @@ triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
 	reply_triggered(c, &t);
 out:
 	triggers_free(&t);
-	objs_free(&projects);
+	pb_list_free(&projects);
 	forge_event_free(&ev);
 }
 
@@ -364,7 +327,7 @@ void
 triggers_pipeline(struct daemon *d, struct client *c, const Dbtd__PipelineEvent *p)
 {
 	Dbtd__Triggered t = DBTD__TRIGGERED__INIT;
-	struct objs jobs = { 0 };
+	struct pb_list jobs = { 0 };
 	char by[300], what[300];
 	int rc;
 
@@ -374,7 +337,7 @@ triggers_pipeline(struct daemon *d, struct client *c, const Dbtd__PipelineEvent 
 		return;
 	}
 	snprintf(by, sizeof(by), "pipeline:%s", p->name);
-	rc = store_obj_list(d->store, STORE_JOB, objs_cb, &jobs);
+	rc = store_obj_list(d->store, STORE_JOB, pb_list_push, &jobs);
 	if (rc < 0) {
 		client_error(c, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read jobs: %s",
 		             store_strerror(rc));
@@ -401,5 +364,5 @@ triggers_pipeline(struct daemon *d, struct client *c, const Dbtd__PipelineEvent 
 	reply_triggered(c, &t);
 out:
 	triggers_free(&t);
-	objs_free(&jobs);
+	pb_list_free(&jobs);
 }

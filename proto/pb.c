@@ -40,3 +40,32 @@ pb_str_set(const char *s)
 {
 	return s != NULL && s[0] != '\0';
 }
+
+int
+pb_list_push(void *list, ProtobufCMessage *msg)
+{
+	struct pb_list *l = list;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		ProtobufCMessage **p = realloc(l->items, cap * sizeof(*p));
+		if (p == NULL) {
+			protobuf_c_message_free_unpacked(msg, NULL);
+			return -ENOMEM;
+		}
+		l->items = p;
+		l->cap = cap;
+	}
+	l->items[l->n++] = msg;
+	return 0;
+}
+
+void
+pb_list_free(struct pb_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		protobuf_c_message_free_unpacked(l->items[i], NULL);
+	free(l->items);
+	l->items = NULL;
+	l->n = l->cap = 0;
+}

@@ -19,4 +19,19 @@ int pb_set_str(char **field, const char *s);
 /* pb_str_set - true when a string field holds a non-empty value. */
 int pb_str_set(const char *s);
 
+/* A growable list of owned messages (e.g. what a store walk returned). */
+struct pb_list {
+	ProtobufCMessage **items;
+	size_t n, cap;
+};
+
+/*
+ * pb_list_push - append msg, taking it (it is freed when the list cannot
+ * grow).  0 or -ENOMEM.  Its signature fits the store's walk callbacks.
+ */
+int pb_list_push(void *list, ProtobufCMessage *msg);
+
+/* pb_list_free - free every message and the array; the list is empty after. */
+void pb_list_free(struct pb_list *l);
+
 #endif /* DBTD_PB_H */
