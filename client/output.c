@@ -446,6 +446,34 @@ field_time(const struct out_style *st, const char *label, int64_t ms)
 	field(st, label, NULL, line);
 }
 
+/*
+ * A UTC time followed by the same time in zone tz (an IANA name), e.g.
+ * "2026-12-01 08:30:00 UTC (09:30 CET)"; just UTC when tz is empty.
+ */
+static void
+field_zoned_time(const struct out_style *st, const char *label, int64_t ms, const char *tz)
+{
+	char buf[40], local[64] = "", line[128];
+	const char *old = getenv("TZ");
+	char *saved = old ? strdup(old) : NULL;
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (nz(tz) && strcmp(tz, "UTC") != 0 && setenv("TZ", tz, 1) == 0) {
+		tzset();
+		if (localtime_r(&t, &tm) != NULL)
+			strftime(local, sizeof(local), " (%a %H:%M %Z)", &tm);
+		if (saved)
+			setenv("TZ", saved, 1);
+		else
+			unsetenv("TZ");
+		tzset();
+	}
+	free(saved);
+	snprintf(line, sizeof(line), "%s UTC%s", fmt_time(ms, buf, sizeof(buf)), local);
+	field(st, label, NULL, line);
+}
+
 /* The header line of a panel: "Kind name" in bold. */
 static void
 panel_title(const struct out_style *st, const char *kind, const char *name)
@@ -734,7 +762,8 @@ out_job_view(const struct out_style *st, const Dbtd__Job *j)
 		if (j->n_next_fires_ms == 0)
 			field(st, "Next runs", NULL, "never");
 		for (size_t i = 0; i < j->n_next_fires_ms; i++)
-			field_time(st, i == 0 ? "Next runs" : "", j->next_fires_ms[i]);
+			field_zoned_time(st, i == 0 ? "Next runs" : "", j->next_fires_ms[i],
+			                 j->timezone);
 	}
 	field(st, "On pipeline", NULL, j->on_pipeline);
 	if (j->timeout_s) {

@@ -350,6 +350,8 @@ def test_schedule_validation_and_next_fires(dbtd, repo, workdir):
     assert fires == expect
     text = dbtd.ok("job", "view", "weekday_mornings").stdout
     assert "Next runs" in text and "Europe/Berlin" in text
+    # each fire time also in the job's zone: 09:30 local, CET or CEST
+    assert text.count(" 09:30 CE") == 5, text
 
 
 @pytest.mark.slow
