@@ -22,6 +22,7 @@
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "systemd.h"
 #include "util.h"
 
 struct options {
@@ -30,6 +31,7 @@ struct options {
 	const char *plugin_dir;
 	unsigned max_runs;
 	mode_t socket_mode;
+	int socket_mode_set;
 	int verbose;
 };
 
@@ -119,6 +121,7 @@ parse_options(int argc, char **argv, struct options *o)
 				return 2;
 			}
 			o->socket_mode = (mode_t)v;
+			o->socket_mode_set = 1;
 			break;
 		case 'v': o->verbose = 1; break;
 		case 'h': usage(stdout); return -1;
@@ -193,14 +196,17 @@ main(int argc, char **argv)
 	struct daemon d = { 0 };
 	ev_signal sigint_w, sigterm_w;
 	ev_prepare commit_w;
-	char *sock = NULL;
-	int rc, status = 1;
+	char *sock = NULL, *ready = NULL;
+	int listen_fd = -1, rc, status = 1;
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	log_init(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
+	/* first: take LISTEN_* and NOTIFY_SOCKET out of the environment before anything forks */
+	if (systemd_init(&listen_fd) < 0)
+		goto out;
 
 	sock = o.socket ? strdup(o.socket) : default_socket();
 	d.state_dir = o.state_dir ? strdup(o.state_dir) : default_state_dir();
@@ -242,7 +248,16 @@ main(int argc, char **argv)
 		rc = logs_new(&d.logs, &d);
 	if (rc < 0)
 		goto out;
-	rc = server_listen(&d.server, &d, sock, o.socket_mode);
+	if (listen_fd >= 0) {
+		if (o.socket)
+			log_info("--socket %s is ignored: systemd passed the socket to serve", o.socket);
+		if (o.socket_mode_set)
+			log_info("--socket-mode is ignored: the socket unit's SocketMode= applies");
+		rc = server_adopt(&d.server, &d, listen_fd);
+		listen_fd = -1; /* server_adopt took it */
+	} else {
+		rc = server_listen(&d.server, &d, sock, o.socket_mode);
+	}
 	if (rc < 0)
 		goto out;
 	runs_recover(d.runs);
@@ -263,9 +278,16 @@ main(int argc, char **argv)
 	ev_signal_start(d.loop, &sigint_w);
 	ev_signal_start(d.loop, &sigterm_w);
 	log_info("dbtd %s ready", PACKAGE_VERSION);
+	ready = xasprintf("Serving %s; %u run slot%s; %zu step plugin%s", server_path(d.server),
+	                  d.max_runs, d.max_runs == 1 ? "" : "s", d.plugins.n,
+	                  d.plugins.n == 1 ? "" : "s");
+	systemd_ready(ready ? ready : "Serving");
 	ev_run(d.loop, 0);
+	systemd_stopping();
 	status = 0;
 out:
+	if (listen_fd >= 0)
+		close(listen_fd);
 	pollers_free(d.pollers);
 	d.pollers = NULL;
 	scheduler_free(d.scheduler);
@@ -285,6 +307,7 @@ out:
 	free(d.blob_dir);
 	free(d.state_dir);
 	free(sock);
+	free(ready);
 	if (status == 0)
 		log_info("stopped");
 	return status;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,8 @@ struct client {
 struct server {
 	struct daemon *d;
 	int fd;
-	char *path;       /* socket file we created, or NULL (adopted) */
+	char *path;       /* the socket's address, for messages */
+	int owned;        /* we bound path: unlink it at stop (not an adopted socket) */
 	ev_io accept_io;
 	ev_timer backoff;
 	struct client *clients;
@@ -430,20 +432,22 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	log_debug("client %lu connected (%s, pid %d)", c->serial, c->user, (int)c->pid);
 }
 
-/* Common setup once a listening fd exists. */
+/* Common setup once a listening fd exists; takes fd and path. */
 static int
-server_start(struct server **out, struct daemon *d, int fd, char *path)
+server_start(struct server **out, struct daemon *d, int fd, char *path, int owned)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 
-	if (srv == NULL) {
+	if (srv == NULL || path == NULL) {
 		close(fd);
 		free(path);
+		free(srv);
 		return -ENOMEM;
 	}
 	srv->d = d;
 	srv->fd = fd;
 	srv->path = path;
+	srv->owned = owned;
 	ev_io_init(&srv->accept_io, accept_cb, fd, EV_READ);
 	ev_init(&srv->backoff, accept_backoff_cb);
 	srv->accept_io.data = srv->backoff.data = srv;
@@ -517,18 +521,48 @@ server_listen(struct server **out, struct daemon *d, const char *path, mode_t mo
 		return rc;
 	}
 	log_info("listening on %s (mode %04o)", path, (unsigned)mode);
-	return server_start(out, d, fd, strdup(path));
+	return server_start(out, d, fd, strdup(path), 1);
+}
+
+/* The address a Unix socket is bound to, for messages: a path, @abstract, or "unnamed". */
+static char *
+socket_name(int fd)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	size_t n;
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    len <= offsetof(struct sockaddr_un, sun_path))
+		return strdup("an unnamed socket");
+	n = len - offsetof(struct sockaddr_un, sun_path);
+	if (sa.sun_path[0] == '\0')
+		return xasprintf("@%.*s", (int)n - 1, sa.sun_path + 1);
+	return xasprintf("%.*s", (int)strnlen(sa.sun_path, n), sa.sun_path);
 }
 
 int
 server_adopt(struct server **out, struct daemon *d, int fd)
 {
 	int rc = set_nonblock_cloexec(fd);
+	char *name;
 
-	if (rc < 0)
+	if (rc < 0) {
+		log_err("cannot use the inherited socket (fd %d): %s", fd, strerror(-rc));
+		close(fd);
 		return rc;
-	log_info("serving the inherited socket (fd %d)", fd);
-	return server_start(out, d, fd, NULL);
+	}
+	name = socket_name(fd);
+	log_info("serving the inherited socket %s (fd %d, systemd socket activation)",
+	         name ? name : "?", fd);
+	return server_start(out, d, fd, name, 0);
+}
+
+const char *
+server_path(const struct server *srv)
+{
+	return srv->path;
 }
 
 void
@@ -550,9 +584,9 @@ server_free(struct server *srv)
 		free(c);
 	}
 	close(srv->fd);
-	if (srv->path) {
+	/* an inherited socket belongs to systemd: its file stays for the next start */
+	if (srv->owned)
 		unlink(srv->path);
-		free(srv->path);
-	}
+	free(srv->path);
 	free(srv);
 }

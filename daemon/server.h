@@ -20,8 +20,15 @@ struct client;
  */
 int server_listen(struct server **out, struct daemon *d, const char *path, mode_t mode);
 
-/* server_adopt - serve an already listening socket fd (socket activation). */
+/*
+ * server_adopt - serve fd, an already listening Unix socket (socket
+ * activation); takes fd (closed on failure).  Its file is not unlinked at
+ * stop: it belongs to whoever bound it.  0 or -errno (logged).
+ */
 int server_adopt(struct server **out, struct daemon *d, int fd);
+
+/* server_path - the socket's address, for messages (a path, or @name). */
+const char *server_path(const struct server *srv);
 
 /* server_free - stop accepting, close every client, free; NULL is fine. */
 void server_free(struct server *srv);
