@@ -2245,23 +2245,37 @@ cmd_webhook(struct dbtctl_opts *o, const struct command *cmd, int argc, char **a
 	return rc;
 }
 
-/* ---- commands the socket API cannot serve yet ---- */
+/* ---- plugins ---- */
 
-/* A command of PRODUCT.md that has no request in dbtd.proto yet. */
+/* `plugin list`: the step plugins dbtd loaded, and the files it refused. */
 static int
-cmd_unavailable(struct dbtctl_opts *o, const struct command *cmd, int argc,
+cmd_plugin_list(struct dbtctl_opts *o, const struct command *cmd, int argc,
                 char **argv)
 {
-	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			print_help(cmd);
-			return DBTCTL_EXIT_OK;
-		}
+	static const struct option lo[] = { COMMON_OPTIONS };
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__ListPlugins lp = DBTD__LIST_PLUGINS__INIT;
+	Dbtd__Response *r;
+	struct conn c;
+	int ch, rc;
+
+	if ((ch = next_opt(o, cmd, argc, argv, lo)) != -1)
+		return stop_status(ch);
+	if (no_args(cmd, argc, argv) < 0)
+		return DBTCTL_EXIT_USAGE;
+	req.body_case = DBTD__REQUEST__BODY_LIST_PLUGINS;
+	req.list_plugins = &lp;
+	rc = request(o, &c, &req, DBTD__RESPONSE__BODY_PLUGINS, NULL, &r);
+	if (rc != 0)
+		return rc;
+	if (o->json) {
+		rc = print_json(out_plugins_json(r->plugins));
+	} else if (out_plugins_view(&o->style, r->plugins) < 0) {
+		fprintf(stderr, "dbtctl: out of memory while printing the plugins\n");
+		rc = DBTCTL_EXIT_FAILED;
 	}
-	fprintf(stderr, "dbtctl: \"%s %s\" is not available yet: dbtd's socket API "
-	        "(protocol version %d) has no request for it\n", cmd->group, cmd->name,
-	        DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
-	return DBTCTL_EXIT_FAILED;
+	request_done(&c, r);
+	return rc;
 }
 
 /* ---- the command table ---- */
@@ -2307,13 +2321,16 @@ static const struct command commands[] = {
 
 	{ "job", "add",
 	  "NAME --env E [--type deploy|ci|merge] --command \"dbt build\" [--command ...]\n"
-	  "              [--schedule CRON] [--timezone IANA] [--on-pipeline NAME] [--timeout SECONDS]",
-	  "Add a job: dbt commands run in one environment.",
+	  "              [--step TYPE[:KEY=VALUE,...]]... [--schedule CRON] [--timezone IANA]\n"
+	  "              [--on-pipeline NAME] [--timeout SECONDS]",
+	  "Add a job: dbt commands (and plugin steps) run in one environment.",
 	  "  --env E              the environment (see dbtctl env list)\n"
 	  "  --type TYPE          deploy (default), ci or merge\n"
 	  "  --command CMD        a dbt command, e.g. \"dbt build\"; repeatable, in order\n"
 	  "  --step TYPE[:KEY=VALUE,...]\n"
-	  "                       a step of a step plugin, in order among the commands\n"
+	  "                       a step of a step plugin (see dbtctl plugin list) with\n"
+	  "                       its parameters, in order among the commands; a VALUE\n"
+	  "                       cannot hold a comma\n"
 	  "  --schedule CRON      run on this cron schedule\n"
 	  "  --timezone IANA      time zone of the schedule (default UTC)\n"
 	  "  --on-pipeline NAME   run when ingestion pipeline NAME reports a sync\n"
@@ -2411,8 +2428,13 @@ static const struct command commands[] = {
 	  "  --project P          the project; default: the one whose repo the\n"
 	  "                       payload names\n",
 	  cmd_webhook },
-	{ "plugin", "list", "", "List the step plugins dbtd loaded (not available yet).",
-	  NULL, cmd_unavailable },
+	{ "plugin", "list", "",
+	  "List the step plugins dbtd loaded, and the files it refused.",
+	  "  Each loaded plugin's step type (what job add --step TYPE names), step\n"
+	  "  ABI version, description and file; then each file of the plugin\n"
+	  "  directory dbtd did not load, with the reason.  dbtd loads its plugins\n"
+	  "  when it starts: restart it after installing one.\n",
+	  cmd_plugin_list },
 };
 
 static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);

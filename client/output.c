@@ -596,6 +596,40 @@ out_job_json(const Dbtd__Job *j)
 	return jdone(o, bad);
 }
 
+/* The plugin list as JSON: {directory, loaded[], refused[]}. */
+json_t *
+out_plugins_json(const Dbtd__PluginList *pl)
+{
+	json_t *o = json_object(), *loaded = json_array(), *refused = json_array();
+	int bad = 0;
+
+	for (size_t i = 0; i < pl->n_loaded; i++) {
+		const Dbtd__PluginInfo *p = pl->loaded[i];
+		json_t *po = json_object();
+
+		jset(po, "type", jstr(p->type), &bad);
+		jset(po, "description", jstr(p->description), &bad);
+		jset(po, "file", jstr(p->file), &bad);
+		jset(po, "abi_major", json_integer(p->abi_major), &bad);
+		jset(po, "abi_minor", json_integer(p->abi_minor), &bad);
+		jset(po, "run_always", json_boolean(p->run_always), &bad);
+		if (po == NULL || json_array_append_new(loaded, po) < 0)
+			bad = 1;
+	}
+	for (size_t i = 0; i < pl->n_refused; i++) {
+		json_t *ro = json_object();
+
+		jset(ro, "file", jstr(pl->refused[i]->file), &bad);
+		jset(ro, "reason", jstr(pl->refused[i]->reason), &bad);
+		if (ro == NULL || json_array_append_new(refused, ro) < 0)
+			bad = 1;
+	}
+	jset(o, "directory", jstr(pl->directory), &bad);
+	jset(o, "loaded", loaded, &bad);
+	jset(o, "refused", refused, &bad);
+	return jdone(o, bad);
+}
+
 /* A run as JSON (PRODUCT.md `run view --json`), steps optional. */
 json_t *
 out_run_json(const Dbtd__Run *r, bool with_steps, int64_t now)
@@ -894,6 +928,51 @@ out_jobs_table(const struct out_style *st, Dbtd__Job *const *items, size_t n)
 		free(cmds);
 	}
 	return table_finish(st, &t, rc);
+}
+
+/* The step plugins dbtd loaded, then the files it refused and why. */
+int
+out_plugins_view(const struct out_style *st, const Dbtd__PluginList *pl)
+{
+	static const char *const head[] = { "TYPE", "ABI", "DESCRIPTION", "FILE" };
+	struct table t;
+	int rc = 0;
+
+	field(st, "Directory", NULL, pl->directory);
+	putchar('\n');
+	if (pl->n_loaded == 0) {
+		printf("No step plugin is loaded: every run fails at its first step.\n");
+	} else {
+		table_init(&t, 4);
+		rc = table_add(&t, head, NULL);
+		for (size_t i = 0; rc == 0 && i < pl->n_loaded; i++) {
+			const Dbtd__PluginInfo *p = pl->loaded[i];
+			char abi[32], *desc = NULL;
+
+			snprintf(abi, sizeof(abi), "%" PRIu32 ".%" PRIu32, p->abi_major, p->abi_minor);
+			if (asprintf(&desc, "%s%s", or_dash(p->description),
+			             p->run_always ? " (runs after a failed step too)" : "") < 0)
+				return table_finish(st, &t, -ENOMEM);
+			{
+				const char *row[] = { p->type, abi, desc, p->file };
+				rc = table_add(&t, row, NULL);
+			}
+			free(desc);
+		}
+		rc = table_finish(st, &t, rc);
+	}
+	if (rc < 0 || pl->n_refused == 0)
+		return rc;
+	putchar('\n');
+	out_put_sgr(st, SGR_BOLD, "Refused");
+	putchar('\n');
+	for (size_t i = 0; i < pl->n_refused; i++) {
+		printf("  %s\n", or_dash(pl->refused[i]->file));
+		fputs("      ", stdout);
+		out_put_sgr(st, SGR_RED, or_dash(pl->refused[i]->reason));
+		putchar('\n');
+	}
+	return 0;
 }
 
 /* The table of runs. */

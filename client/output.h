@@ -50,6 +50,13 @@ json_t *out_run_json(const Dbtd__Run *r, bool with_steps, int64_t now);
 json_t *out_run_brief_json(const Dbtd__Run *r);
 
 /*
+ * out_plugins_json - `plugin list --json`: {directory, loaded: [{type,
+ * description, file, abi_major, abi_minor, run_always}], refused: [{file,
+ * reason}]}.
+ */
+json_t *out_plugins_json(const Dbtd__PluginList *pl);
+
+/*
  * out_json - print v on stdout, indented, with a newline, and drop the
  * reference.  Returns 0, -ENOMEM when v is NULL, -EIO when writing failed.
  */
@@ -75,6 +82,12 @@ int out_jobs_table(const struct out_style *st, Dbtd__Job *const *items,
                    size_t n);
 int out_runs_table(const struct out_style *st, Dbtd__Run *const *items,
                    size_t n, int64_t now);
+
+/*
+ * out_plugins_view - `plugin list`: the plugin directory, a table of the
+ * loaded plugins, then the refused files with their reasons.  0 or -ENOMEM.
+ */
+int out_plugins_view(const struct out_style *st, const Dbtd__PluginList *pl);
 
 /* out_run_view - the run details panel and its steps (`run view ID`). */
 void out_run_view(const struct out_style *st, const Dbtd__Run *r, int64_t now);

@@ -725,6 +725,55 @@ do_view_run(struct daemon *d, struct client *c, const Dbtd__RunRef *ref, int wat
 		             (unsigned long long)ref->id, store_strerror(rc));
 }
 
+/* plugin list: what d->plugins holds, loaded and refused, as loaded at start. */
+static void
+do_list_plugins(struct daemon *d, struct client *c)
+{
+	const struct plugin_set *ps = &d->plugins;
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__PluginList pl = DBTD__PLUGIN_LIST__INIT;
+	Dbtd__PluginInfo *info = calloc(ps->n + 1, sizeof(*info));
+	Dbtd__PluginInfo **infop = calloc(ps->n + 1, sizeof(*infop));
+	Dbtd__PluginRefusal *ref = calloc(ps->nrefused + 1, sizeof(*ref));
+	Dbtd__PluginRefusal **refp = calloc(ps->nrefused + 1, sizeof(*refp));
+
+	if (info == NULL || infop == NULL || ref == NULL || refp == NULL) {
+		client_error(c, E_INTERNAL, "out of memory listing plugins");
+		goto out;
+	}
+	/* borrowed strings: the descriptors and paths outlive the reply */
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct dbtd_step_plugin *desc = ps->items[i].desc;
+		dbtd__plugin_info__init(&info[i]);
+		info[i].type = (char *)desc->type;
+		info[i].description = (char *)(desc->description ? desc->description : "");
+		info[i].file = ps->items[i].path;
+		info[i].abi_major = desc->abi_major;
+		info[i].abi_minor = desc->abi_minor;
+		info[i].run_always = (plugin_flags(&ps->items[i]) & DBTD_STEP_RUN_ALWAYS) != 0;
+		infop[i] = &info[i];
+	}
+	for (size_t i = 0; i < ps->nrefused; i++) {
+		dbtd__plugin_refusal__init(&ref[i]);
+		ref[i].file = ps->refused[i].path;
+		ref[i].reason = ps->refused[i].reason;
+		refp[i] = &ref[i];
+	}
+	pl.n_loaded = ps->n;
+	pl.loaded = infop;
+	pl.n_refused = ps->nrefused;
+	pl.refused = refp;
+	pl.directory = ps->dir ? ps->dir : (char *)"";
+	resp.body_case = DBTD__RESPONSE__BODY_PLUGINS;
+	resp.plugins = &pl;
+	client_send(c, &resp);
+out:
+	free(info);
+	free(infop);
+	free(ref);
+	free(refp);
+}
+
 int
 dispatch_hello(struct daemon *d, struct client *c, const Dbtd__Hello *hello)
 {
@@ -803,6 +852,9 @@ dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
 		break;
 	case DBTD__REQUEST__BODY_PIPELINE_EVENT:
 		triggers_pipeline(d, c, req->pipeline_event);
+		break;
+	case DBTD__REQUEST__BODY_LIST_PLUGINS:
+		do_list_plugins(d, c);
 		break;
 	case DBTD__REQUEST__BODY_HELLO:
 		client_error(c, E_BAD, "Hello was already exchanged on this connection");

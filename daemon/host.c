@@ -72,7 +72,14 @@ mask(const struct host_run *hr, const char *text, size_t len, size_t *outlen)
 	return out;
 }
 
-/* Append one line to the batch (masked), flushing when the batch is due. */
+/*
+ * Append one line to the batch (masked), flushing when the batch is due.
+ * Outside spawn the batch is sent at once: the step is doing in-process
+ * work, and the line it just logged must reach dbtd even if that work then
+ * hangs or crashes.  Inside spawn (a child's output, what line callbacks
+ * log) lines are batched; spawn's poll loop sends them when the child goes
+ * quiet.
+ */
 static void
 add_line(dbtd_step_ctx *ctx, int stream, const char *text, size_t len)
 {
@@ -95,7 +102,8 @@ add_line(dbtd_step_ctx *ctx, int stream, const char *text, size_t len)
 	}
 	logbuf_add(&hr->batch, now, (unsigned)stream, text, mlen);
 	free(m);
-	if (hr->batch.len >= HOST_BATCH_BYTES || now - hr->batch_started_ms >= HOST_BATCH_MS)
+	if (!hr->in_spawn || hr->batch.len >= HOST_BATCH_BYTES ||
+	    now - hr->batch_started_ms >= HOST_BATCH_MS)
 		host_flush(hr);
 }
 
@@ -488,7 +496,7 @@ h_spawn(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, int *status)
 	char **env = NULL, *cmdline = NULL;
 	size_t cmdlen = 0;
 	int64_t t0 = now_ms();
-	int rc = 0, e = 0, open_fds;
+	int rc = 0, e = 0, open_fds, batching = 0;
 	pid_t pid;
 
 	if (spec == NULL || spec->argv == NULL || spec->argv[0] == NULL || status == NULL)
@@ -506,6 +514,8 @@ h_spawn(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, int *status)
 		goto out;
 	}
 	host_flush(ctx->hr);
+	ctx->hr->in_spawn++;
+	batching = 1;
 	pid = fork();
 	if (pid < 0) {
 		rc = -errno;
@@ -585,6 +595,8 @@ out:
 			close(st[i]);
 	}
 	free(env);
+	if (batching)
+		ctx->hr->in_spawn--;
 	host_flush(ctx->hr);
 	return rc;
 }

@@ -30,6 +30,7 @@ struct host_run {
 	char **secrets;                  /* masked in every log line */
 	size_t nsecrets;
 	volatile sig_atomic_t *cancel;   /* set by the runner's SIGINT/SIGTERM handler */
+	int in_spawn;                    /* inside spawn: batch lines (else send each at once) */
 	/* the log batch being collected (records of one step) */
 	uint32_t batch_step;
 	struct logbuf batch;

@@ -27,6 +27,10 @@ refuse(struct plugin_set *ps, const char *path, char *reason)
 	}
 	ps->refused = r;
 	r[ps->nrefused].path = strdup(path);
+	if (r[ps->nrefused].path == NULL) {
+		free(reason);
+		return -ENOMEM;
+	}
 	r[ps->nrefused].reason = reason;
 	ps->nrefused++;
 	return -EINVAL;
@@ -105,6 +109,10 @@ plugin_load(struct plugin_set *ps, const char *path)
 	}
 	ps->items = p;
 	p[ps->n].path = strdup(path);
+	if (p[ps->n].path == NULL) {
+		dlclose(h);
+		return -ENOMEM;
+	}
 	p[ps->n].handle = h;
 	p[ps->n].desc = d;
 	ps->n++;
@@ -126,8 +134,14 @@ int
 plugins_load_dir(struct plugin_set *ps, const char *dir)
 {
 	struct dirent **names;
-	int n = scandir(dir, &names, is_so, alphasort), ok = 0;
+	int n, ok = 0;
 
+	free(ps->dir);
+	ps->dir = strdup(dir);
+	if (ps->dir == NULL)
+		return -ENOMEM;
+	log_info("loading step plugins from %s", dir);
+	n = scandir(dir, &names, is_so, alphasort);
 	if (n < 0) {
 		int rc = -errno;
 		log_err("cannot read plugin directory %s: %s", dir, strerror(errno));
@@ -153,6 +167,16 @@ plugins_find(const struct plugin_set *ps, const char *type)
 	return NULL;
 }
 
+uint32_t
+plugin_flags(const struct plugin *p)
+{
+	const struct dbtd_step_plugin *d = p->desc;
+
+	if (d->size < offsetof(struct dbtd_step_plugin, flags) + sizeof(d->flags))
+		return 0;
+	return d->flags;
+}
+
 void
 plugins_free(struct plugin_set *ps)
 {
@@ -166,5 +190,6 @@ plugins_free(struct plugin_set *ps)
 	}
 	free(ps->items);
 	free(ps->refused);
+	free(ps->dir);
 	memset(ps, 0, sizeof(*ps));
 }

@@ -6,6 +6,7 @@
 #define DBTD_PLUGIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dbtd/step.h"
 
@@ -21,6 +22,7 @@ struct plugin_refusal {
 };
 
 struct plugin_set {
+	char *dir;                            /* the directory loaded, or NULL */
 	struct plugin *items;
 	size_t n;
 	struct plugin_refusal *refused;
@@ -35,14 +37,20 @@ struct plugin_set {
 int plugin_load(struct plugin_set *ps, const char *path);
 
 /*
- * plugins_load_dir - load every "*.so" in dir, in name order.  Refusals do
- * not stop the walk.  Returns the number accepted, or -errno when the
- * directory cannot be read.
+ * plugins_load_dir - load every "*.so" in dir, in name order, and remember
+ * dir in ps->dir.  Refusals do not stop the walk.  Returns the number
+ * accepted, or -errno when the directory cannot be read (logged).
  */
 int plugins_load_dir(struct plugin_set *ps, const char *dir);
 
 /* plugins_find - the plugin providing step type `type`, or NULL. */
 const struct plugin *plugins_find(const struct plugin_set *ps, const char *type);
+
+/*
+ * plugin_flags - the descriptor's DBTD_STEP_* flags; 0 for a plugin built
+ * before ABI 1.2, whose descriptor has no flags member.
+ */
+uint32_t plugin_flags(const struct plugin *p);
 
 /* plugins_free - unload everything and free ps's contents. */
 void plugins_free(struct plugin_set *ps);

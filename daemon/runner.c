@@ -208,13 +208,14 @@ struct plugin_state {
 };
 
 /*
- * Run one step through its plugin; returns its final status.  When it is
- * the run's last step (the last one, or one that did not complete), the
- * files dbt wrote are kept before the step's log ends.
+ * Run one step through its plugin; returns its final status.  When it ends
+ * the run's dbt work (the last step, or the first one that did not
+ * complete) the files dbt wrote are kept before the step's log ends, once
+ * per run (*kept).
  */
 static Dbtd__StepStatus
 run_step(struct host_run *hr, const struct runner_spec *sp, const Dbtd__Step *step,
-         int last, struct plugin_state *ps, size_t nps, char **error)
+         int last, int *kept, struct plugin_state *ps, size_t nps, char **error)
 {
 	const struct dbtd_host *host = host_table();
 	dbtd_step_ctx ctx = { .hr = hr, .step = step, .error = NULL };
@@ -252,8 +253,10 @@ run_step(struct host_run *hr, const struct runner_spec *sp, const Dbtd__Step *st
 	else if (*error == NULL)
 		*error = xasprintf("step %u (%s) failed", step->index, step->name);
 	format_duration(now_ms() - t0, dur, sizeof(dur));
-	if (last || result != DBTD__STEP_STATUS__STEP_COMPLETED)
+	if (!*kept && (last || result != DBTD__STEP_STATUS__STEP_COMPLETED)) {
 		keep_artifacts(&ctx, sp);
+		*kept = 1;
+	}
 	host_log_text(&ctx, "%s %s after %s", step->name, step_status_json(result), dur);
 	return result;
 }
@@ -317,6 +320,24 @@ send_lineage(struct host_run *hr, const Dbtd__Step *step, Dbtd__Lineage **graph)
 	free(target);
 }
 
+/* True when step is one of a plugin that asked to run after a failed step. */
+static int
+runs_always(const struct runner_spec *sp, const Dbtd__Step *step)
+{
+	const struct plugin *p = plugins_find(sp->plugins, step->type);
+
+	return p != NULL && (plugin_flags(p) & DBTD_STEP_RUN_ALWAYS);
+}
+
+/* A step failed: tell the steps that still run (run.status and friends). */
+static void
+note_failure(struct host_run *hr, const Dbtd__Step *step, const char *error)
+{
+	host_param_add(hr, "run.status", "failed");
+	host_param_add(hr, "run.failed_step", step->name);
+	host_param_add(hr, "run.error", error ? error : "");
+}
+
 void
 runner_main(const struct runner_spec *sp)
 {
@@ -324,7 +345,7 @@ runner_main(const struct runner_spec *sp)
 	struct plugin_state *ps;
 	Dbtd__Lineage *graph = NULL;
 	size_t nps = sp->plugins->n;
-	int null;
+	int null, failed = 0, kept = 0;
 
 	runner_signals(sp->dbtd_pid);
 	cron_tz_reset(); /* dbt gets dbtd's TZ, not the last schedule's zone */
@@ -339,6 +360,7 @@ runner_main(const struct runner_spec *sp)
 	hr.workspace = sp->workspace;
 	hr.cancel = &cancel_flag;
 	runner_params(&hr, sp);
+	host_param_add(&hr, "run.status", "running");
 	ps = calloc(nps + 1, sizeof(*ps));
 	if (ps == NULL)
 		_exit(70);
@@ -354,14 +376,24 @@ runner_main(const struct runner_spec *sp)
 			send_finished(&hr, step->index, DBTD__STEP_STATUS__STEP_CANCELED, NULL);
 			break;
 		}
+		/* after a failure only steps of DBTD_STEP_RUN_ALWAYS plugins run */
+		if (failed && !runs_always(sp, step)) {
+			send_finished(&hr, step->index, DBTD__STEP_STATUS__STEP_SKIPPED, NULL);
+			continue;
+		}
 		send_started(&hr, step->index);
-		st = run_step(&hr, sp, step, i + 1 == sp->run->n_steps, ps, nps, &error);
+		st = run_step(&hr, sp, step, i + 1 == sp->run->n_steps, &kept, ps, nps, &error);
 		send_finished(&hr, step->index, st, error);
+		if (st == DBTD__STEP_STATUS__STEP_FAILED && !failed && !cancel_flag) {
+			failed = 1;
+			note_failure(&hr, step, error);
+		}
 		free(error);
 		if (writes_manifest(step))
 			send_lineage(&hr, step, &graph);
-		if (st != DBTD__STEP_STATUS__STEP_COMPLETED)
-			break;
+		if (st == DBTD__STEP_STATUS__STEP_CANCELED ||
+		    (st == DBTD__STEP_STATUS__STEP_FAILED && cancel_flag))
+			break; /* nothing runs after a cancel */
 	}
 	if (graph)
 		dbtd__lineage__free_unpacked(graph, NULL);

@@ -485,6 +485,10 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 		if (s == NULL)
 			break;
 		s->status = ev->step_finished->status;
+		if (s->status == DBTD__STEP_STATUS__STEP_SKIPPED) {
+			save(a->r, run); /* never started: no times */
+			break;
+		}
 		s->finished_at_ms = ev->step_finished->finished_at_ms;
 		if (!s->started_at_ms)
 			s->started_at_ms = s->finished_at_ms;

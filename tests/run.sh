@@ -33,8 +33,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 if [ "${DBTD_SKIP_DISTCHECK:-0}" != 1 ]; then
 	echo "== make distcheck"
-	# the tarball's own check: unit tests and one real end-to-end run
-	(cd build && DBTD_E2E_ARGS="-k test_example_builds_through_dbtd" \
+	# the tarball's own check: unit tests, one real end-to-end run, and a
+	# step plugin built from what the tarball installs (the plugin SDK)
+	(cd build && DBTD_E2E_ARGS="-k 'test_example_builds_through_dbtd or test_sdk_builds'" \
 		make -s distcheck >distcheck.out 2>&1) || { tail -40 build/distcheck.out; status=1; }
 	grep -E "archives ready for distribution|^dbtd-.*tar.gz" build/distcheck.out | head -2
 fi

@@ -1,5 +1,5 @@
 /*
- * dbtd/step.h - the dbtd step plugin ABI, version 1.
+ * dbtd/step.h - the dbtd step plugin ABI, version 1.2.
  *
  * A step plugin is a shared object that implements one step type (for
  * example "git-clone" or "dbt").  It exports exactly one symbol,
@@ -13,14 +13,23 @@
  *     cc -shared -fPIC -Wl,--no-undefined $(pkg-config --cflags dbtd-step) \
  *        -o my-step.so my-step.c
  *
+ * and installs into $(pkg-config --variable=plugindir dbtd-step).  The
+ * manual page dbtd-step(3) documents all of this with a complete plugin.
+ *
  * ABI rules
  *   - DBTD_STEP_ABI_MAJOR changes only when an existing member changes
  *     meaning or position.  dbtd refuses a plugin whose abi_major differs
  *     from its own, and logs why.
- *   - New members are only ever appended to struct dbtd_host and struct
- *     dbtd_step_plugin; each struct starts with its own size so either side
- *     can tell which members the other one has.  Use DBTD_HOST_HAS() before
- *     calling a member added after 1.0.
+ *   - DBTD_STEP_ABI_MINOR grows when members are appended to struct
+ *     dbtd_host or struct dbtd_step_plugin (or new flags or parameters are
+ *     defined); nothing is ever removed or moved.  dbtd loads a plugin of
+ *     any minor version of its major: each struct starts with its own size
+ *     so either side can tell which members the other one has.  Use
+ *     DBTD_HOST_HAS() before calling a member added after 1.0, so that one
+ *     plugin binary also runs on older hosts.
+ *   - History: 1.0 the first; 1.1 host->progress; 1.2 the descriptor's
+ *     flags (DBTD_STEP_RUN_ALWAYS) and the run.status, run.failed_step and
+ *     run.error parameters.
  *
  * Threading and process model
  *   - dbtd forks one runner process per run.  The runner calls the plugin's
@@ -62,7 +71,7 @@ extern "C" {
 #endif
 
 #define DBTD_STEP_ABI_MAJOR 1
-#define DBTD_STEP_ABI_MINOR 1
+#define DBTD_STEP_ABI_MINOR 2
 
 /* Name of the symbol every plugin exports. */
 #define DBTD_STEP_PLUGIN_SYMBOL "dbtd_step_plugin_v1"
@@ -174,10 +183,17 @@ struct dbtd_host {
 	 * empty value counts as not set).
 	 * Run parameters: "run.id", "job.name", "project.name",
 	 * "project.repo", "project.subdir",
+	 * "run.branch", "run.commit" (the commit fixed when the run was
+	 * created, or unset: the branch head), "run.fetch_ref",
+	 * "run.pr_number" (PR runs),
 	 * "env.name", "env.branch", "env.dbt", "env.vars" (KEY=VALUE lines),
 	 * "dest.type", "dest.path", "dest.host", "dest.port", "dest.user",
 	 * "dest.dbname", "dest.schema", "dest.threads",
 	 * "secret.dest.password" (never log it).
+	 * Since 1.2: "run.status" is "running" while every earlier step
+	 * completed and "failed" once one failed (only steps of
+	 * DBTD_STEP_RUN_ALWAYS plugins run then); "run.failed_step" (its
+	 * name) and "run.error" (its error) are set with it.
 	 * Step parameters: "step.name", "step.command" (for dbt steps) and the
 	 * KEY=VALUE pairs given with the job's step.
 	 * Outputs of earlier steps (see set_output) are parameters too.
@@ -230,6 +246,11 @@ struct dbtd_host {
 #define DBTD_HOST_HAS(h, m) \
 	((h)->size >= offsetof(struct dbtd_host, m) + sizeof((h)->m) && (h)->m != NULL)
 
+/* Flags of a descriptor (ABI 1.2). */
+#define DBTD_STEP_RUN_ALWAYS (1u << 0) /* run this plugin's steps also after an
+                                          earlier step of the run failed (never
+                                          after a cancel or a timeout) */
+
 /*
  * The descriptor a plugin exports as dbtd_step_plugin_v1.
  */
@@ -264,6 +285,16 @@ struct dbtd_step_plugin {
 	 * until run returns.
 	 */
 	int (*run)(const struct dbtd_host *host, dbtd_step_ctx *ctx, void *data);
+
+	/* ---- ABI 1.2 ---- */
+
+	/*
+	 * flags - DBTD_STEP_* flags, or 0.  A host before 1.2 does not read
+	 * them (size tells it they are not there for a plugin before 1.2).
+	 */
+	uint32_t flags;
+
+	/* New members are appended here. */
 };
 
 /* Fill the ABI fields of a descriptor. */

@@ -51,8 +51,12 @@ def run(cmd, check=True, **kw):
 class Dbtd:
     """One dbtd process on a private socket and state directory."""
 
-    def __init__(self, root, extra_args=(), env=None):
+    def __init__(self, root, extra_args=(), env=None, binary=DBTD, plugin_dir=PLUGIN_DIR):
+        """binary: the dbtd to run; plugin_dir: its --plugin-dir, or None for
+        the default it was built with."""
         self.root = root
+        self.binary = binary
+        self.plugin_dir = plugin_dir
         self.sock = os.path.join(root, "dbtd.sock")
         self.state = os.path.join(root, "state")
         self.logpath = os.path.join(root, "dbtd.log")
@@ -62,9 +66,10 @@ class Dbtd:
 
     def start(self):
         self.logfile = open(self.logpath, "ab")
+        plugins = ["--plugin-dir", self.plugin_dir] if self.plugin_dir else []
         self.proc = subprocess.Popen(
-            [DBTD, "--socket", self.sock, "--state-dir", self.state,
-             "--plugin-dir", PLUGIN_DIR] + self.extra_args,
+            [self.binary, "--socket", self.sock, "--state-dir", self.state]
+            + plugins + self.extra_args,
             stdout=self.logfile, stderr=self.logfile, env=self.env)
         deadline = time.time() + 15
         while time.time() < deadline:

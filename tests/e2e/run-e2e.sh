@@ -10,5 +10,8 @@ if [ ! -x "$venv/bin/pytest" ] || [ ! -x "$venv/bin/dbt" ]; then
 fi
 export DBTD_SRCDIR="$src" DBTD_VENV="$venv" PYTHONDONTWRITEBYTECODE=1
 cd "$src/tests/e2e"
+# DBTD_E2E_ARGS is split like a shell command line, so a -k expression with
+# spaces can be quoted: DBTD_E2E_ARGS="-k 'test_a or test_b'".
+eval "set -- ${DBTD_E2E_ARGS:-}"
 exec "$venv/bin/pytest" -p no:cacheprovider -o console_output_style=classic -rfE -v \
-	${DBTD_E2E_ARGS:-} .
+	"$@" .

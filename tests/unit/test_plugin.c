@@ -121,6 +121,43 @@ test_not_shared_object(void **state)
 	free(p);
 }
 
+/* Descriptor flags: read when the descriptor's size covers them, else 0. */
+static void
+test_flags(void **state)
+{
+	struct plugin_set ps = { 0 };
+	char *good = plugin_path("good"), *always = plugin_path("always");
+	char *old = plugin_path("old-abi");
+
+	(void)state;
+	assert_int_equal(plugin_load(&ps, good), 0);
+	assert_int_equal(plugin_load(&ps, always), 0);
+	assert_int_equal(plugin_load(&ps, old), 0);
+	assert_int_equal(plugin_flags(plugins_find(&ps, "test-good")), 0);
+	assert_int_equal(plugin_flags(plugins_find(&ps, "test-always")), DBTD_STEP_RUN_ALWAYS);
+	/* a 1.0 descriptor ends before flags: what lies there is not its flags */
+	assert_int_equal(plugins_find(&ps, "test-old-abi")->desc->abi_minor, 0);
+	assert_int_equal(plugin_flags(plugins_find(&ps, "test-old-abi")), 0);
+	plugins_free(&ps);
+	free(good);
+	free(always);
+	free(old);
+}
+
+/* A 1.0 descriptor is accepted by this (newer minor) host. */
+static void
+test_older_minor_loads(void **state)
+{
+	struct plugin_set ps = { 0 };
+	char *old = plugin_path("old-abi");
+
+	(void)state;
+	assert_int_equal(plugin_load(&ps, old), 0);
+	assert_int_equal(ps.nrefused, 0);
+	plugins_free(&ps);
+	free(old);
+}
+
 /* Loading a directory goes on past refusals and loads the good ones. */
 static void
 test_dir(void **state)
@@ -139,11 +176,13 @@ test_dir(void **state)
 	}
 	assert_int_equal(plugins_load_dir(&ps, dir), 2);
 	assert_int_equal(ps.nrefused, 3);
+	assert_string_equal(ps.dir, dir);
 	assert_non_null(plugins_find(&ps, "test-good"));
 	assert_non_null(plugins_find(&ps, "test-dup"));
 	plugins_free(&ps);
 	rm_rf(dir);
 	assert_int_equal(plugins_load_dir(&ps, "/nonexistent/dbtd/plugins"), -ENOENT);
+	assert_string_equal(ps.dir, "/nonexistent/dbtd/plugins"); /* plugin list shows it */
 	plugins_free(&ps);
 }
 
@@ -156,6 +195,8 @@ main(void)
 		cmocka_unit_test(test_missing_symbol),
 		cmocka_unit_test(test_duplicate),
 		cmocka_unit_test(test_not_shared_object),
+		cmocka_unit_test(test_flags),
+		cmocka_unit_test(test_older_minor_loads),
 		cmocka_unit_test(test_dir),
 	};
 	log_init(0);
