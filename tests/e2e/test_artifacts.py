@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BASE_ENV, DBT, FIXTURES, git, make_repo, run, setup_job
+from conftest import BASE_ENV, DBT, FIXTURES, VENV_PY, git, make_repo, run, setup_job
 
 
 def wrapper(workdir, after_build, name="dbt-wrapper"):
@@ -81,11 +81,30 @@ def test_lineage_formats_render(dbtd, built, workdir):
     assert "-->" in mer
 
 
-def dbt_ls_models(repo_copy, profiles, select):
-    p = run([DBT, "ls", "--select", select, "--resource-type", "model", "--output", "name",
-             "--project-dir", repo_copy, "--profiles-dir", profiles, "--quiet"],
+# `dbt ls` for many selections in one Python process (dbt's own programmatic
+# entry point): the same selection code as the command, without paying
+# dbt's start-up once per selection.
+DBT_LS = """
+import json, sys
+from dbt.cli.main import dbtRunner
+project, profiles, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
+runner, out = dbtRunner(), {}
+for spec in specs:
+    res = runner.invoke(["ls", "--select", spec, "--resource-type", "model", "--output",
+                         "name", "--project-dir", project, "--profiles-dir", profiles,
+                         "--quiet"])
+    if not res.success:
+        raise SystemExit(f"dbt ls --select {spec} failed: {res.exception}")
+    out[spec] = sorted(str(n) for n in res.result)
+print(json.dumps(out))
+"""
+
+
+def dbt_ls_models(repo_copy, profiles, specs):
+    """{spec: sorted model names} as `dbt ls --select spec` gives them."""
+    p = run([VENV_PY, "-c", DBT_LS, repo_copy, profiles] + list(specs),
             env=dict(BASE_ENV, DBT_USE_COLORS="false"), cwd=repo_copy)
-    return sorted(l.strip() for l in p.stdout.splitlines() if l.strip())
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def test_select_matches_dbt_ls(dbtd, built, repo, workdir):
@@ -100,11 +119,13 @@ def test_select_matches_dbt_ls(dbtd, built, repo, workdir):
     g = lineage(dbtd, built["id"])
     names = [n["name"] for n in g["nodes"] if n["resource_type"] in ("model", "seed")]
     assert len(names) == 8
-    for name in names:
-        for spec in (name + "+", "+" + name, "+" + name + "+"):
-            ours = sorted(n["name"] for n in lineage(dbtd, built["id"], "--select", spec)["nodes"]
-                          if n["resource_type"] == "model")
-            assert ours == dbt_ls_models(copy, profiles, spec), spec
+    specs = [s for name in names for s in (name + "+", "+" + name, "+" + name + "+")]
+    theirs = dbt_ls_models(copy, profiles, specs)
+    assert len(theirs) == len(specs) == 24
+    for spec in specs:
+        ours = sorted(n["name"] for n in lineage(dbtd, built["id"], "--select", spec)["nodes"]
+                      if n["resource_type"] == "model")
+        assert ours == theirs[spec], spec
     # depth-limited operators
     one = lineage(dbtd, built["id"], "--select", "raw_orders+1")
     assert sorted(n["name"] for n in one["nodes"]) == ["raw_orders", "stg_orders"]
