@@ -115,6 +115,17 @@ class Dbtd:
         return json.loads(self.ok("--json", *args, **kw).stdout)
 
 
+def wait_for(what, predicate, timeout=60, every=0.1):
+    """Poll predicate until it returns something true; that value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @pytest.fixture
 def workdir():
     """A short private directory (Unix socket paths are limited to 107 bytes)."""

@@ -5,19 +5,9 @@ import os
 import signal
 import time
 
-from conftest import DBT, Dbtd, git, make_repo
+from conftest import DBT, Dbtd, git, make_repo, wait_for
 
 SLOW_SQL = "select count(*) as n from range(100000000000) t(i)\n"
-
-
-def wait_for(what, predicate, timeout=60, every=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def add_slow_model(repo):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BASE_ENV, BUILD, DBT, PLUGIN_DIR, SRC, Dbtd, git, make_repo, run
+from conftest import BASE_ENV, BUILD, DBT, PLUGIN_DIR, SRC, Dbtd, git, make_repo, run, wait_for
 
 TEST_PLUGINS = os.path.join(BUILD, "tests", "plugins", ".libs")
 NOTIFY_SRC = os.path.join(SRC, "examples", "plugins", "notify")
@@ -28,16 +28,6 @@ def sanitizer_env(workdir):
         return (BASE_ENV.get(var, "") + ":" + opts).lstrip(":")
     return dict(BASE_ENV, ASAN_OPTIONS=add("ASAN_OPTIONS", "handle_segv=0"),
                 LSAN_OPTIONS=add("LSAN_OPTIONS", "suppressions=" + supp))
-
-
-def wait_for(what, predicate, timeout=60, every=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def plugin_dir(root, test_plugins=(), files=None):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BASE_ENV, BUILD, DBT, DBTD, PLUGIN_DIR, Dbtd, git, make_repo, setup_job
+from conftest import BASE_ENV, BUILD, DBT, DBTD, PLUGIN_DIR, Dbtd, git, make_repo, setup_job, wait_for
 
 SSA = shutil.which("systemd-socket-activate")
 ANALYZE = shutil.which("systemd-analyze")
@@ -36,16 +36,6 @@ LIBSYSTEMD = built_with_libsystemd()
 needs_libsystemd = pytest.mark.skipif(not LIBSYSTEMD, reason="dbtd built without libsystemd")
 needs_ssa = pytest.mark.skipif(SSA is None, reason="no systemd-socket-activate "
                                "(Debian package systemd; tests/install-deps.sh installs it)")
-
-
-def wait_for(what, predicate, timeout=30, every=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def exe(pid):

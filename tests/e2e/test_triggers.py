@@ -10,7 +10,7 @@ import zoneinfo
 
 import pytest
 
-from conftest import DBT, FIXTURES, Dbtd, duckdb_count, git, run
+from conftest import DBT, FIXTURES, Dbtd, duckdb_count, git, run, wait_for
 
 SECRET = "hook-secret-4e1f"
 HOOKS = os.path.join(FIXTURES, "webhooks")
@@ -272,16 +272,6 @@ def test_bad_webhooks_trigger_nothing(dbtd, repo, workdir):
     assert p.returncode == 1 and "no webhook secret" in p.stderr, p.stderr
 
 
-def wait_for(pred, timeout, what, d):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{d.log()}")
-
-
 def test_polling_sees_pull_refs_and_branch_moves(dbtd, repo, workdir):
     sha_open = feature_commit(repo, "already-open")
     git(repo, "update-ref", "refs/pull/1/head", sha_open)  # before dbtd looks: no run
@@ -290,8 +280,7 @@ def test_polling_sees_pull_refs_and_branch_moves(dbtd, repo, workdir):
     dbtd.ok("job", "add", "ci_check", "--env", "prod", "--type", "ci", "--command", "dbt seed")
     dbtd.ok("job", "add", "on_merge", "--env", "prod", "--type", "merge",
             "--command", "dbt seed")
-    wait_for(lambda: dbtd.json("project", "view", "shop")["last_poll_at"], 15, "first poll",
-             dbtd)
+    wait_for("the first poll", lambda: dbtd.json("project", "view", "shop")["last_poll_at"], 15)
 
     sha = feature_commit(repo)
     git(repo, "update-ref", "refs/pull/9/head", sha)
