@@ -345,12 +345,27 @@ store_strerror(int rc)
 	return strerror(rc < 0 ? -rc : rc);
 }
 
+/* Store msg packed as the record of object key (inside txn). */
+static int
+obj_write(struct store *st, MDB_txn *txn, enum store_kind kind, MDB_val *key,
+          const ProtobufCMessage *msg)
+{
+	MDB_val v = { 0, NULL };
+	int rc = pack_val(msg, &v);
+
+	if (rc == 0) {
+		rc = map_rc(mdb_put(txn, st->obj[kind], key, &v, 0));
+		free(v.mv_data);
+	}
+	return rc;
+}
+
 int
 store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
               const char *name, uint64_t *idp)
 {
 	MDB_txn *txn;
-	MDB_val k, v = { 0, NULL }, nk = { strlen(name), (void *)name };
+	MDB_val k, nk = { strlen(name), (void *)name };
 	uint8_t key[8];
 	int rc = op_begin(st, 1, &txn);
 
@@ -364,11 +379,7 @@ store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
 		rc = map_rc(mdb_put(txn, st->names[kind], &nk, &k, MDB_NOOVERWRITE));
 	}
 	if (rc == 0)
-		rc = pack_val(msg, &v);
-	if (rc == 0) {
-		rc = map_rc(mdb_put(txn, st->obj[kind], &k, &v, 0));
-		free(v.mv_data);
-	}
+		rc = obj_write(st, txn, kind, &k, msg);
 	return op_end(st, txn, 1, rc);
 }
 
@@ -377,7 +388,7 @@ store_obj_put(struct store *st, enum store_kind kind, uint64_t id, const Protobu
 {
 	MDB_txn *txn;
 	uint8_t key[8];
-	MDB_val k = { 8, key }, v = { 0, NULL }, old;
+	MDB_val k = { 8, key }, old;
 	int rc = op_begin(st, 1, &txn);
 
 	if (rc < 0)
@@ -385,11 +396,7 @@ store_obj_put(struct store *st, enum store_kind kind, uint64_t id, const Protobu
 	put_be64(key, id);
 	rc = map_rc(mdb_get(txn, st->obj[kind], &k, &old));
 	if (rc == 0)
-		rc = pack_val(msg, &v);
-	if (rc == 0) {
-		rc = map_rc(mdb_put(txn, st->obj[kind], &k, &v, 0));
-		free(v.mv_data);
-	}
+		rc = obj_write(st, txn, kind, &k, msg);
 	return op_end(st, txn, 1, rc);
 }
 
