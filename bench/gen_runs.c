@@ -42,7 +42,7 @@ main(int argc, char **argv)
 	}
 	n = strtoul(argv[2], NULL, 10);
 	jobs = strtoul(argv[3], NULL, 10);
-	rc = store_open(&st, argv[1]);
+	rc = store_open(&st, argv[1], NULL);
 	if (rc < 0) {
 		fprintf(stderr, "gen_runs: cannot open %s: %s\n", argv[1], store_strerror(rc));
 		return 1;

@@ -277,6 +277,25 @@ run_id_arg(const struct command *cmd, int argc, char **argv, uint64_t *id)
 
 /* ---- talking to dbtd ---- */
 
+/* The dbtd this dbtctl reached ("dbtd 0.1.0"), once Hello was answered. */
+static char server_name[64];
+
+/*
+ * When dbtd is of another release than this dbtctl and refused a request
+ * as unknown or unsupported, say which dbtd was reached.
+ */
+static void
+note_other_release(const Dbtd__Error *e)
+{
+	if (server_name[0] == '\0' || strcmp(server_name, "dbtd " PACKAGE_VERSION) == 0)
+		return;
+	if (e->code == DBTD__ERROR_CODE__ERROR_UNIMPLEMENTED ||
+	    e->code == DBTD__ERROR_CODE__ERROR_PROTOCOL ||
+	    (e->message && strstr(e->message, "unknown request")))
+		fprintf(stderr, "dbtctl: the dbtd reached is %s and this is dbtctl %s: use a "
+		        "dbtctl of the same release as dbtd\n", server_name, PACKAGE_VERSION);
+}
+
 /* The name of a Response body ("run", "project", ...). */
 static const char *
 body_name(Dbtd__Response__BodyCase c)
@@ -309,6 +328,7 @@ reply_error(const Dbtd__Error *e, const char *hint)
 		fprintf(stderr, "dbtctl: %s; %s\n", msg, hint);
 	else
 		fprintf(stderr, "dbtctl: %s\n", msg);
+	note_other_release(e);
 
 	switch (e->code) {
 	case DBTD__ERROR_CODE__ERROR_BAD_REQUEST: return DBTCTL_EXIT_USAGE;
@@ -404,6 +424,9 @@ session_open(const struct dbtctl_opts *o, struct conn *c)
 		return DBTCTL_EXIT_UNREACHABLE;
 	}
 	rc = reply_check(r, DBTD__RESPONSE__BODY_HELLO, NULL);
+	if (rc == 0)
+		snprintf(server_name, sizeof(server_name), "%s",
+		         r->hello->server[0] ? r->hello->server : "dbtd (unnamed)");
 	if (rc == 0 && r->hello->protocol_version !=
 	               DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
 		fprintf(stderr, "dbtctl: dbtd at %s (%s) speaks protocol version %" PRIu32
@@ -2278,6 +2301,73 @@ cmd_plugin_list(struct dbtctl_opts *o, const struct command *cmd, int argc,
 	return rc;
 }
 
+/*
+ * dbtctl version: this dbtctl, and the dbtd it reaches with the format of
+ * its store.  A dbtd older than 0.2.0 does not know server_info: it is
+ * still named (from Hello), and the command succeeds.
+ */
+static int
+cmd_version(struct dbtctl_opts *o, int argc, char **argv)
+{
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__ServerInfo si = DBTD__SERVER_INFO__INIT;
+	Dbtd__Response *r = NULL;
+	const Dbtd__StoreFormat *f = NULL;
+	struct conn c;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			o->json = true;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: dbtctl version\n"
+			       "Print dbtctl's version, and the version, protocol and store format\n"
+			       "of the dbtd it reaches.\n");
+			return DBTCTL_EXIT_OK;
+		} else {
+			fprintf(stderr, "dbtctl: version takes no arguments; see dbtctl version --help\n");
+			return DBTCTL_EXIT_USAGE;
+		}
+	}
+	if (!o->json)
+		printf("dbtctl %s (protocol %d)\n", PACKAGE_VERSION,
+		       DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+	fflush(stdout);
+	rc = session_open(o, &c);
+	if (rc != 0)
+		return rc;
+	req.body_case = DBTD__REQUEST__BODY_SERVER_INFO;
+	req.server_info = &si;
+	rc = conn_call(&c, &req, &r);
+	if (rc < 0) {
+		rc = transport_error(&c, rc);
+		conn_close(&c);
+		return rc;
+	}
+	if (r->body_case == DBTD__RESPONSE__BODY_SERVER_INFO && r->server_info->store)
+		f = r->server_info->store;
+	if (o->json) {
+		json_t *j = json_object();
+		json_object_set_new(j, "client", json_string("dbtctl " PACKAGE_VERSION));
+		json_object_set_new(j, "server", json_string(server_name));
+		json_object_set_new(j, "socket", json_string(c.path));
+		json_object_set_new(j, "protocol",
+		                    json_integer(DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT));
+		json_object_set_new(j, "store_format", f ? json_integer(f->format) : json_null());
+		json_object_set_new(j, "store_written_by",
+		                    f ? json_string(f->written_by) : json_null());
+		rc = print_json(j);
+	} else if (f) {
+		printf("%s at %s (protocol %d, store format %" PRIu32 ")\n", server_name, c.path,
+		       DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT, f->format);
+	} else {
+		printf("%s at %s (protocol %d; too old to report its store format)\n", server_name,
+		       c.path, DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
+	}
+	request_done(&c, r);
+	return rc;
+}
+
 /* ---- the command table ---- */
 
 static const struct command commands[] = {
@@ -2492,6 +2582,8 @@ commands_usage(FILE *f)
 		snprintf(words, sizeof(words), "%s %s", commands[i].group, commands[i].name);
 		fprintf(f, "  %-18s %s\n", words, commands[i].summary);
 	}
+	fprintf(f, "  %-18s %s\n", "version",
+	        "Show dbtctl's version and the dbtd it reaches (store format).");
 	fprintf(f, "\nGlobal options:\n"
 	        "  --socket PATH      dbtd's socket (default: $DBTD_SOCKET, else\n"
 	        "                     /run/dbtd/dbtd.sock for root, else\n"
@@ -2518,6 +2610,8 @@ commands_run(struct dbtctl_opts *o, int argc, char **argv)
 			commands_usage(stdout);
 		return DBTCTL_EXIT_OK;
 	}
+	if (strcmp(group, "version") == 0)
+		return cmd_version(o, argc, argv);
 	if (!group_known(group)) {
 		fprintf(stderr, "dbtctl: unknown command \"%s\"; see dbtctl --help\n", argv[0]);
 		return DBTCTL_EXIT_USAGE;

@@ -19,6 +19,7 @@
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "store_format.h"
 #include "triggers.h"
 
 #define E_BAD DBTD__ERROR_CODE__ERROR_BAD_REQUEST
@@ -795,6 +796,30 @@ dispatch_hello(struct daemon *d, struct client *c, const Dbtd__Hello *hello)
 	return client_send(c, &resp);
 }
 
+/* server_info: this dbtd and the format of its store. */
+static void
+do_server_info(struct daemon *d, struct client *c)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__ServerInfoReply si = DBTD__SERVER_INFO_REPLY__INIT;
+	Dbtd__StoreFormat *f = NULL;
+	int rc = store_format_info(d->store, &f);
+
+	if (rc < 0) {
+		client_error(c, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read the store's format: %s",
+		             store_strerror(rc));
+		return;
+	}
+	si.server = (char *)PACKAGE_NAME " " PACKAGE_VERSION;
+	si.protocol_version = DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+	si.store = f;
+	si.max_store_format = STORE_FORMAT_CURRENT;
+	resp.body_case = DBTD__RESPONSE__BODY_SERVER_INFO;
+	resp.server_info = &si;
+	client_send(c, &resp);
+	dbtd__store_format__free_unpacked(f, NULL);
+}
+
 void
 dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
 {
@@ -856,12 +881,16 @@ dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
 	case DBTD__REQUEST__BODY_LIST_PLUGINS:
 		do_list_plugins(d, c);
 		break;
+	case DBTD__REQUEST__BODY_SERVER_INFO:
+		do_server_info(d, c);
+		break;
 	case DBTD__REQUEST__BODY_HELLO:
 		client_error(c, E_BAD, "Hello was already exchanged on this connection");
 		break;
 	default:
-		client_error(c, E_BAD, "empty or unknown request (body %d); is dbtctl newer "
-		             "than dbtd?", (int)req->body_case);
+		client_error(c, DBTD__ERROR_CODE__ERROR_UNIMPLEMENTED,
+		             "%s %s does not know request %d: is the client newer than dbtd?",
+		             PACKAGE_NAME, PACKAGE_VERSION, (int)req->body_case);
 		break;
 	}
 }

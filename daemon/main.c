@@ -22,6 +22,8 @@
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "store_check.h"
+#include "store_format.h"
 #include "systemd.h"
 #include "util.h"
 
@@ -33,6 +35,8 @@ struct options {
 	mode_t socket_mode;
 	int socket_mode_set;
 	int verbose;
+	int check;  /* dbtd check */
+	int json;   /* dbtd check --json */
 };
 
 /* Print usage to f. */
@@ -42,6 +46,8 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: dbtd [--socket PATH] [--state-dir DIR] [--plugin-dir DIR]\n"
 	        "            [--max-concurrent-runs N] [--socket-mode MODE] [--verbose]\n"
+	        "       dbtd check [--state-dir DIR] [--json]\n"
+	        "       dbtd --version\n"
 	        "Runs dbt jobs and keeps their run history; see dbtd(8).\n");
 }
 
@@ -88,6 +94,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "json", no_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -124,10 +131,21 @@ parse_options(int argc, char **argv, struct options *o)
 			o->socket_mode_set = 1;
 			break;
 		case 'v': o->verbose = 1; break;
+		case 'J': o->json = 1; break;
 		case 'h': usage(stdout); return -1;
-		case 'V': printf("dbtd %s\n", PACKAGE_VERSION); return -1;
+		case 'V':
+			printf("dbtd %s (store format %d)\n", PACKAGE_VERSION, STORE_FORMAT_CURRENT);
+			return -1;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (optind < argc && strcmp(argv[optind], "check") == 0 && !o->check) {
+		o->check = 1;
+		optind++;
+	}
+	if (o->json && !o->check) {
+		fprintf(stderr, "dbtd: --json is an option of dbtd check\n");
+		return 2;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "dbtd: unexpected argument \"%s\"\n", argv[optind]);
@@ -196,12 +214,18 @@ main(int argc, char **argv)
 	struct daemon d = { 0 };
 	ev_signal sigint_w, sigterm_w;
 	ev_prepare commit_w;
-	char *sock = NULL, *ready = NULL;
+	char *sock = NULL, *ready = NULL, *why = NULL;
 	int listen_fd = -1, rc, status = 1;
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	if (o.check) {
+		d.state_dir = o.state_dir ? strdup(o.state_dir) : default_state_dir();
+		status = d.state_dir ? store_check(d.state_dir, o.json) : 1;
+		free(d.state_dir);
+		return status;
+	}
 	log_init(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
 	/* first: take LISTEN_* and NOTIFY_SOCKET out of the environment before anything forks */
@@ -222,9 +246,13 @@ main(int argc, char **argv)
 	}
 	ev_set_userdata(d.loop, &d);
 
-	rc = store_open(&d.store, d.state_dir);
+	rc = store_open(&d.store, d.state_dir, &why);
 	if (rc < 0) {
-		log_err("cannot open the state in %s: %s", d.state_dir, store_strerror(rc));
+		if (why)
+			fprintf(stderr, "dbtd: %s.\n", why);
+		else
+			log_err("cannot open the state in %s: %s", d.state_dir, store_strerror(rc));
+		free(why);
 		goto out;
 	}
 	rc = mkdir_p(d.work_dir, 0700);

@@ -399,6 +399,17 @@ runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
 		goto out;
 	}
 	rc = store_obj_get(r->d->store, STORE_JOB, orig->job_id, (ProtobufCMessage **)&job);
+	/*
+	 * dbtd 0.1.0 gave a removed job's id to the next job added: a job
+	 * under that id that is younger than the run, or named otherwise, is
+	 * not the run's job.
+	 */
+	if (rc == 0 && (strcmp(job->name, orig->job) != 0 ||
+	                job->created_at_ms > orig->created_at_ms)) {
+		dbtd__job__free_unpacked(job, NULL);
+		job = NULL;
+		rc = -ENOENT;
+	}
 	if (rc < 0) {
 		set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
 		        "job \"%s\" of run %llu no longer exists; it cannot be re-run",

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -12,10 +13,8 @@
 #include "log.h"
 #include "names.h"
 #include "store.h"
+#include "store_format.h"
 #include "util.h"
-
-#define STORE_MAP_SIZE ((size_t)64 << 30) /* address space only; the file grows as needed */
-#define STORE_MAX_DBS 16
 
 struct store {
 	MDB_env *env;
@@ -23,6 +22,7 @@ struct store {
 	MDB_dbi runs, runs_active, logs;
 	MDB_dbi by_job, by_status, by_trigger, by_branch; /* run indexes */
 	MDB_dbi lineage, artifacts;
+	MDB_dbi meta;     /* format record and id counters (store_format.h) */
 	int group;        /* group commit: writes go into `batch` */
 	MDB_txn *batch;   /* the open group transaction, or NULL */
 	int state_dirty;  /* the batch holds more than log lines */
@@ -237,30 +237,87 @@ unpack_val(const ProtobufCMessageDescriptor *desc, const MDB_val *v,
 	return *out ? 0 : -EBADMSG;
 }
 
-/* The id after the largest key of an id-keyed database. */
+/*
+ * A new id for database dbi, whose counter in `meta` is "next_id.<name>":
+ * the counter, or one past the largest key when that is higher (a dbtd
+ * 0.1.0 started on this store after an upgrade adds ids without counting
+ * them).  The counter moves past it, so an id is never given out twice,
+ * also after the object that had it is removed.
+ */
 static int
-next_id(MDB_txn *txn, MDB_dbi dbi, uint64_t *id)
+next_id(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *id)
 {
 	MDB_cursor *cur;
-	MDB_val k, v;
+	MDB_val k, v, ck, cv;
+	char ckey[32];
+	uint8_t be[8];
+	uint64_t next = 1;
 	int rc = mdb_cursor_open(txn, dbi, &cur);
 
 	if (rc)
 		return map_rc(rc);
 	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND) {
-		*id = 1;
-		return 0;
-	}
-	if (rc)
+	if (rc && rc != MDB_NOTFOUND)
 		return map_rc(rc);
-	*id = k.mv_size == 8 ? get_be64(k.mv_data) + 1 : 1;
-	return 0;
+	if (rc == 0 && k.mv_size == 8)
+		next = get_be64(k.mv_data) + 1;
+	snprintf(ckey, sizeof(ckey), "next_id.%s", name);
+	ck.mv_size = strlen(ckey);
+	ck.mv_data = ckey;
+	rc = mdb_get(txn, st->meta, &ck, &cv);
+	if (rc && rc != MDB_NOTFOUND)
+		return map_rc(rc);
+	if (rc == 0 && cv.mv_size == 8 && get_be64(cv.mv_data) > next)
+		next = get_be64(cv.mv_data);
+	*id = next;
+	put_be64(be, next + 1);
+	cv.mv_size = 8;
+	cv.mv_data = be;
+	return map_rc(mdb_put(txn, st->meta, &ck, &cv, 0));
+}
+
+/*
+ * The format record of the store just opened (inside txn): write it for a
+ * new store, and name this dbtd as its last writer.  store_format_prepare
+ * already refused or migrated any store of another format.
+ */
+static int
+format_record(MDB_txn *txn)
+{
+	Dbtd__StoreFormat *f = NULL, fresh = DBTD__STORE_FORMAT__INIT;
+	int rc = store_format_get(txn, &f);
+
+	if (rc < 0)
+		return rc;
+	if (f == NULL) {
+		char done[256];
+		fresh.format = STORE_FORMAT_CURRENT;
+		fresh.written_by = (char *)store_format_writer();
+		fresh.created_at_ms = now_ms();
+		rc = store_format_counters(txn, done, sizeof(done));
+		if (rc == 0)
+			rc = store_format_put(txn, &fresh);
+		if (rc == 0)
+			log_info("new store, format %d", STORE_FORMAT_CURRENT);
+		return rc;
+	}
+	if (f->format != STORE_FORMAT_CURRENT) {
+		log_err("store: format %u, not %d, after the migration", f->format,
+		        STORE_FORMAT_CURRENT);
+		rc = -EPROTO;
+	} else if (strcmp(f->written_by, store_format_writer()) != 0) {
+		log_info("store last written by %s; now by %s", f->written_by, store_format_writer());
+		f->written_by = (char *)store_format_writer();
+		rc = store_format_put(txn, f);
+		f->written_by = NULL; /* not ours to free */
+	}
+	dbtd__store_format__free_unpacked(f, NULL);
+	return rc;
 }
 
 int
-store_open(struct store **out, const char *dir)
+store_open(struct store **out, const char *dir, char **why)
 {
 	static const struct { const char *name; size_t off; } runs_dbs[] = {
 		{ "runs", offsetof(struct store, runs) },
@@ -275,13 +332,26 @@ store_open(struct store **out, const char *dir)
 	};
 	struct store *st = calloc(1, sizeof(*st));
 	MDB_txn *txn = NULL;
+	char *msg = NULL;
 	int rc;
 
+	if (why)
+		*why = NULL;
 	if (st == NULL)
 		return -ENOMEM;
 	rc = mkdir_p(dir, 0700);
 	if (rc < 0)
 		goto fail;
+	rc = store_format_prepare(dir, &msg);
+	if (rc < 0) {
+		if (why)
+			*why = msg;
+		else
+			log_err("%s", msg ? msg : strerror(-rc));
+		msg = NULL;
+		goto fail;
+	}
+	free(msg);
 	rc = map_rc(mdb_env_create(&st->env));
 	if (rc < 0)
 		goto fail;
@@ -312,6 +382,11 @@ store_open(struct store **out, const char *dir)
 		if (rc < 0)
 			goto fail;
 	}
+	rc = map_rc(mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta));
+	if (rc == 0)
+		rc = format_record(txn);
+	if (rc < 0)
+		goto fail;
 	rc = txn_commit(txn);
 	txn = NULL;
 	if (rc < 0)
@@ -325,6 +400,20 @@ fail:
 		mdb_env_close(st->env);
 	free(st);
 	return rc;
+}
+
+int
+store_format_info(struct store *st, Dbtd__StoreFormat **out)
+{
+	MDB_txn *txn;
+	int rc = op_begin(st, 0, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = store_format_get(txn, out);
+	if (rc == 0 && *out == NULL)
+		rc = -ENOENT;
+	return op_end(st, txn, 0, rc);
 }
 
 void
@@ -371,7 +460,7 @@ store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
 
 	if (rc < 0)
 		return rc;
-	rc = next_id(txn, st->obj[kind], idp);
+	rc = next_id(st, txn, st->obj[kind], obj_db_names[kind], idp);
 	if (rc == 0) {
 		put_be64(key, *idp);
 		k.mv_data = key;
@@ -594,7 +683,7 @@ store_run_create(struct store *st, Dbtd__Run *run)
 
 	if (rc < 0)
 		return rc;
-	rc = next_id(txn, st->runs, &run->id);
+	rc = next_id(st, txn, st->runs, "runs", &run->id);
 	if (rc == 0)
 		rc = run_put_txn(st, txn, run, DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED);
 	return op_end(st, txn, 1, rc);

@@ -28,8 +28,14 @@ struct store_run_filter {
 	const char *branch;
 };
 
-/* store_open - open (creating) the LMDB environment in dir. 0 or -errno. */
-int store_open(struct store **out, const char *dir);
+/*
+ * store_open - open (creating) the LMDB environment in dir.  A store of an
+ * older format is migrated first, one of a newer format refused
+ * (STORE_ENEWER, nothing written; see store_format.h).  0 or -errno; on an
+ * error *why (when why is not NULL; else it is logged) may hold a malloc'd
+ * message saying what happened.
+ */
+int store_open(struct store **out, const char *dir, char **why);
 
 /*
  * store_set_group_commit - with on, writes are collected in one open
@@ -50,6 +56,12 @@ int store_commit(struct store *st);
  * Log lines of a chatty step thus cost a commit per 50 ms, not per line.
  */
 int64_t store_commit_due(const struct store *st, int64_t now);
+
+/*
+ * store_format_info - the store's format record (StoreFormat, see
+ * store_format.h); the caller frees it.  0 or -errno.
+ */
+int store_format_info(struct store *st, Dbtd__StoreFormat **out);
 
 /* store_close - close the environment; NULL is fine. */
 void store_close(struct store *st);

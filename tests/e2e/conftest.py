@@ -1,7 +1,9 @@
 """Fixtures for dbtd's end-to-end tests: a real dbtd and dbtctl from the
 build tree, real Git repositories made here, real dbt on real DuckDB files."""
+import glob
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -186,3 +188,57 @@ def setup_job(d, repo, workdir, branch="main", job="nightly", commands=("dbt bui
         cmd += ["--command", c]
     d.ok(*cmd)
     return db
+
+
+# ---- PostgreSQL (test_postgres.py, test_upgrade.py) ----
+
+def pg_bin(name):
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed: run tests/install-deps.sh")
+    return found[-1]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A private PostgreSQL cluster: TCP on 127.0.0.1 with passwords, a Unix
+    socket in its own directory for the test's admin connection.  start()
+    makes the login role dbt with password and its database analytics."""
+
+    def __init__(self, password):
+        self.password = password
+        self.root = tempfile.mkdtemp(prefix="dbtd-pg-")
+        self.data = os.path.join(self.root, "data")
+        self.port = free_port()
+        self.as_user = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        os.chmod(self.root, 0o755)
+
+    def cmd(self, *args, check=True):
+        return run(self.as_user + list(args), check=check)
+
+    def start(self):
+        self.cmd(pg_bin("initdb"), "-D", self.data, "-U", "admin", "--auth-local=trust",
+                 "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions")
+        self.cmd(pg_bin("pg_ctl"), "-D", self.data, "-l", os.path.join(self.root, "pg.log"),
+                 "-w", "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1",
+                 "start")
+        self.sql(f"CREATE ROLE dbt LOGIN PASSWORD '{self.password}'")
+        self.sql("CREATE DATABASE analytics OWNER dbt")
+        return self
+
+    def sql(self, query, db="postgres"):
+        return self.cmd(pg_bin("psql"), "-h", self.root, "-p", str(self.port), "-U", "admin",
+                        "-d", db, "-v", "ON_ERROR_STOP=1", "-Atc", query).stdout.strip()
+
+    def stop(self):
+        self.cmd(pg_bin("pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop", check=False)
+        shutil.rmtree(self.root, ignore_errors=True)

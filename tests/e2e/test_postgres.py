@@ -1,75 +1,20 @@
 """A PostgreSQL destination end to end: a real server the test starts and
 stops, real dbt-postgres, and the database password kept out of every log,
 run record, artifact and file that is not private."""
-import glob
 import json
 import os
-import pwd
-import shutil
-import socket
 import stat
-import tempfile
 
 import pytest
 
-from conftest import BASE_ENV, DBT, run
+from conftest import BASE_ENV, DBT, Postgres
 
 PASSWORD = "pg-Secret-7c1e!x"
 
 
-def pg_bin(name):
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        pytest.fail("PostgreSQL is not installed: run tests/install-deps.sh")
-    return found[-1]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Postgres:
-    """A private PostgreSQL cluster: TCP on 127.0.0.1 with passwords, a Unix
-    socket in its own directory for the test's admin connection."""
-
-    def __init__(self):
-        self.root = tempfile.mkdtemp(prefix="dbtd-pg-")
-        self.data = os.path.join(self.root, "data")
-        self.port = free_port()
-        self.as_user = []
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.root, pw.pw_uid, pw.pw_gid)
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        os.chmod(self.root, 0o755)
-
-    def cmd(self, *args, check=True):
-        return run(self.as_user + list(args), check=check)
-
-    def start(self):
-        self.cmd(pg_bin("initdb"), "-D", self.data, "-U", "admin", "--auth-local=trust",
-                 "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions")
-        self.cmd(pg_bin("pg_ctl"), "-D", self.data, "-l", os.path.join(self.root, "pg.log"),
-                 "-w", "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1",
-                 "start")
-        self.sql(f"CREATE ROLE dbt LOGIN PASSWORD '{PASSWORD}'")
-        self.sql("CREATE DATABASE analytics OWNER dbt")
-        return self
-
-    def sql(self, query, db="postgres"):
-        return self.cmd(pg_bin("psql"), "-h", self.root, "-p", str(self.port), "-U", "admin",
-                        "-d", db, "-v", "ON_ERROR_STOP=1", "-Atc", query).stdout.strip()
-
-    def stop(self):
-        self.cmd(pg_bin("pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop", check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture
 def postgres():
-    pg = Postgres().start()
+    pg = Postgres(PASSWORD).start()
     yield pg
     pg.stop()
 

@@ -29,7 +29,7 @@ setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/dbtd-test-store-XXXXXX");
-	if (mkdtemp(f->dir) == NULL || store_open(&f->st, f->dir) < 0)
+	if (mkdtemp(f->dir) == NULL || store_open(&f->st, f->dir, NULL) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -83,7 +83,7 @@ test_objects_round_trip(void **state)
 
 	/* survives a reopen */
 	store_close(f->st);
-	assert_int_equal(store_open(&f->st, f->dir), 0);
+	assert_int_equal(store_open(&f->st, f->dir, NULL), 0);
 	assert_int_equal(store_obj_get(f->st, STORE_PROJECT, a, (ProtobufCMessage **)&p), 0);
 	assert_string_equal(p->name, "shop");
 	dbtd__project__free_unpacked(p, NULL);
@@ -268,7 +268,7 @@ test_group_commit(void **state)
 	assert_int_equal(store_commit(f->st), 0);
 	assert_int_equal(store_commit(f->st), 0); /* nothing pending: fine */
 	store_close(f->st);
-	assert_int_equal(store_open(&f->st, f->dir), 0);
+	assert_int_equal(store_open(&f->st, f->dir, NULL), 0);
 	assert_int_equal(store_obj_find(f->st, STORE_PROJECT, "shop", (ProtobufCMessage **)&p), 0);
 	assert_string_equal(p->repo, "/srv/git/shop");
 	dbtd__project__free_unpacked(p, NULL);
