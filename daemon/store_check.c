@@ -240,16 +240,11 @@ store_check(const char *dir, int json)
 		         "start resumes it", f->migrating_from);
 		json_array_append_new(problems, json_string(msg));
 	}
-	rc = mdb_env_create(&env);
-	if (rc == 0) {
-		mdb_env_set_mapsize(env, STORE_MAP_SIZE);
-		mdb_env_set_maxdbs(env, STORE_MAX_DBS);
-		rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600);
-	}
+	rc = store_format_env_open(dir, MDB_RDONLY, &env);
 	if (rc == 0)
-		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (rc) {
-		fprintf(stderr, "dbtd check: cannot open the store in %s: %s\n", dir, mdb_strerror(rc));
+		rc = store_format_map_rc(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+	if (rc < 0) {
+		fprintf(stderr, "dbtd check: cannot open the store in %s: %s\n", dir, strerror(-rc));
 		goto out;
 	}
 	for (size_t i = 0; i < NCHECKED; i++) {

@@ -61,6 +61,18 @@ store_format_kill_point(const char *point)
 	}
 }
 
+/* Read a 64-bit big-endian integer. */
+static uint64_t
+be64(const void *p)
+{
+	const uint8_t *b = p;
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
 /* Set *why to a formatted message (replacing one set before). */
 static void __attribute__((format(printf, 2, 3)))
 set_why(char **why, const char *fmt, ...)
@@ -139,13 +151,8 @@ past_last_key(MDB_txn *txn, const char *name, uint64_t *id)
 		return 0;
 	if (rc)
 		return store_format_map_rc(rc);
-	if (k.mv_size == 8) {
-		const uint8_t *p = k.mv_data;
-		uint64_t last = 0;
-		for (int i = 0; i < 8; i++)
-			last = last << 8 | p[i];
-		*id = last + 1;
-	}
+	if (k.mv_size == 8)
+		*id = be64(k.mv_data) + 1;
 	return 0;
 }
 
@@ -173,8 +180,7 @@ store_format_counters(MDB_txn *txn, char *done, size_t donelen)
 		k.mv_size = strlen(key);
 		k.mv_data = key;
 		if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
-			for (int j = 0; j < 8; j++)
-				have = have << 8 | ((const uint8_t *)v.mv_data)[j];
+			have = be64(v.mv_data);
 		if (have > next)
 			next = have;
 		for (int j = 7; j >= 0; j--)
@@ -210,9 +216,8 @@ store_exists(const char *dir)
 	return r;
 }
 
-/* Open the environment in dir; flags as mdb_env_open's. */
-static int
-env_open(const char *dir, unsigned flags, MDB_env **env)
+int
+store_format_env_open(const char *dir, unsigned flags, MDB_env **env)
 {
 	int rc = mdb_env_create(env);
 
@@ -238,7 +243,7 @@ store_format_read(const char *dir, Dbtd__StoreFormat **out)
 	*out = NULL;
 	if (!store_exists(dir))
 		return -ENOENT;
-	rc = env_open(dir, MDB_RDONLY, &env);
+	rc = store_format_env_open(dir, MDB_RDONLY, &env);
 	if (rc < 0)
 		return rc;
 	rc = store_format_map_rc(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
@@ -408,14 +413,8 @@ write_backup(MDB_env *env, const char *dir, uint32_t format, char **why)
 			close(dfd);
 		}
 	}
-	if (stat(dst, &sb) == 0 && file) {
-		struct stat fb;
-		char *f = xasprintf("%s/data.mdb", dst);
-		if (f && stat(f, &fb) == 0)
-			log_info("backup of format %u written to %s (%.1f MiB)", format, dst,
-			         (double)fb.st_size / (1 << 20));
-		free(f);
-	}
+	log_info("backup of format %u written to %s (from a store of %.1f MiB)", format, dst,
+	         (double)used / (1 << 20));
 out:
 	free(tmp);
 	free(dst);
@@ -528,7 +527,7 @@ store_format_migrate(const char *dir, const struct store_migration *tab, size_t 
 	else
 		log_info("store in %s: resuming the migration from format %u at format %u; "
 		         "migrating to format %u", dir, first, have, target);
-	rc = env_open(dir, 0, &env);
+	rc = store_format_env_open(dir, 0, &env);
 	if (rc < 0) {
 		set_why(why, "cannot open the store in %s to migrate it: %s", dir, strerror(-rc));
 		goto out;

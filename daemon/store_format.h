@@ -78,6 +78,13 @@ int store_format_read(const char *dir, Dbtd__StoreFormat **out);
  */
 int store_format_counters(MDB_txn *txn, char *done, size_t donelen);
 
+/*
+ * store_format_env_open - open the LMDB environment in dir with the
+ * store's map size and database limit; flags as mdb_env_open's (e.g.
+ * MDB_RDONLY).  0 or -errno.
+ */
+int store_format_env_open(const char *dir, unsigned flags, MDB_env **env);
+
 /* store_format_map_rc - an LMDB or errno result as 0 or a negative errno. */
 int store_format_map_rc(int rc);
 
