@@ -12,10 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "api.h"
 #include "log.h"
 #include "names.h"
-#include "logs.h"
 #include "plugin.h"
 #include "poll.h"
 #include "runs.h"
@@ -26,6 +25,22 @@
 #include "store_format.h"
 #include "systemd.h"
 #include "util.h"
+
+/* The state of one dbtd process: the layers, wired here and only here. */
+struct daemon {
+	struct ev_loop *loop;
+	struct store *store;
+	struct plugin_set plugins;
+	struct runs *runs;
+	struct scheduler *scheduler;
+	struct pollers *pollers;
+	struct api *api;
+	struct server *server;
+	char *state_dir;
+	char *work_dir;        /* per-run workspaces: <state_dir>/work */
+	char *blob_dir;        /* artifact contents by sha256: <state_dir>/blobs */
+	unsigned max_runs;     /* run slots */
+};
 
 struct options {
 	const char *socket;
@@ -203,7 +218,7 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 	(void)revents;
 	log_info("received %s; stopping", strsignal(w->signum));
-	d->stopping = 1;
+	runs_stopping(d->runs);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -212,6 +227,7 @@ main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct daemon d = { 0 };
+	struct server_handler handler = { 0 };
 	ev_signal sigint_w, sigterm_w;
 	ev_prepare commit_w;
 	char *sock = NULL, *ready = NULL, *why = NULL;
@@ -271,32 +287,47 @@ main(int argc, char **argv)
 				log_warn("no plugin provides step type \"%s\": runs will fail at that step",
 				         builtin[i]);
 	}
-	rc = runs_new(&d.runs, &d, d.max_runs);
-	if (rc == 0)
-		rc = logs_new(&d.logs, &d);
+	{
+		struct runs_config rc_cfg = {
+			.loop = d.loop, .store = d.store, .plugins = &d.plugins,
+			.work_dir = d.work_dir, .blob_dir = d.blob_dir, .slots = d.max_runs,
+		};
+		rc = runs_new(&d.runs, &rc_cfg);
+	}
 	if (rc < 0)
 		goto out;
+	rc = scheduler_new(&d.scheduler, d.loop, d.runs);
+	if (rc == 0)
+		rc = pollers_new(&d.pollers, d.loop, d.runs);
+	if (rc < 0) {
+		log_err("cannot load schedules and polls: %s", store_strerror(rc));
+		goto out;
+	}
+	{
+		struct api_config ac = {
+			.loop = d.loop, .store = d.store, .runs = d.runs, .scheduler = d.scheduler,
+			.pollers = d.pollers, .plugins = &d.plugins, .blob_dir = d.blob_dir,
+		};
+		rc = api_new(&d.api, &ac);
+	}
+	if (rc < 0)
+		goto out;
+	handler.request = api_request;
+	handler.arg = d.api;
 	if (listen_fd >= 0) {
 		if (o.socket)
 			log_info("--socket %s is ignored: systemd passed the socket to serve", o.socket);
 		if (o.socket_mode_set)
 			log_info("--socket-mode is ignored: the socket unit's SocketMode= applies");
-		rc = server_adopt(&d.server, &d, listen_fd);
+		rc = server_adopt(&d.server, d.loop, &handler, listen_fd);
 		listen_fd = -1; /* server_adopt took it */
 	} else {
-		rc = server_listen(&d.server, &d, sock, o.socket_mode);
+		rc = server_listen(&d.server, d.loop, &handler, sock, o.socket_mode);
 	}
 	if (rc < 0)
 		goto out;
 	runs_recover(d.runs);
 	store_set_group_commit(d.store, 1);
-	rc = scheduler_new(&d.scheduler, &d);
-	if (rc == 0)
-		rc = pollers_new(&d.pollers, &d);
-	if (rc < 0) {
-		log_err("cannot load schedules and polls: %s", store_strerror(rc));
-		goto out;
-	}
 
 	ev_prepare_init(&commit_w, commit_cb);
 	ev_set_priority(&commit_w, EV_MAXPRI);
@@ -320,13 +351,13 @@ out:
 	d.pollers = NULL;
 	scheduler_free(d.scheduler);
 	d.scheduler = NULL;
-	runs_free(d.runs); /* first: watchers still get the runs' final state */
-	d.runs = NULL;
-	logs_free(d.logs);
-	d.logs = NULL;
+	runs_shutdown(d.runs); /* first: watchers still get the runs' final state */
 	if (d.store)
 		store_commit(d.store);
-	server_free(d.server);
+	server_free(d.server); /* closes every stream, and so every watch */
+	api_free(d.api);
+	runs_free(d.runs);
+	d.runs = NULL;
 	store_close(d.store);
 	plugins_free(&d.plugins);
 	if (d.loop)

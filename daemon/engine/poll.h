@@ -12,13 +12,15 @@
 
 #include <stdint.h>
 
+#include <ev.h>
+
 #include "dbtd.pb-c.h"
 
-struct daemon;
+struct runs;
 struct pollers;
 
 /* pollers_new - start polling every project that asks for it.  0 or -errno. */
-int pollers_new(struct pollers **out, struct daemon *d);
+int pollers_new(struct pollers **out, struct ev_loop *loop, struct runs *runs);
 
 /* pollers_add - start polling a project just added (no-op without --poll). */
 void pollers_add(struct pollers *p, const Dbtd__Project *proj);

@@ -13,7 +13,6 @@
 #include <ev.h>
 
 #include "cron.h"
-#include "daemon.h"
 #include "log.h"
 #include "names.h"
 #include "pb.h"
@@ -33,7 +32,9 @@ struct entry {
 };
 
 struct scheduler {
-	struct daemon *d;
+	struct ev_loop *loop;
+	struct store *store;
+	struct runs *runs;
 	struct entry **heap;
 	size_t n, cap;
 	ev_periodic timer;
@@ -122,11 +123,11 @@ heap_put(struct scheduler *s, struct entry *e)
 static void
 arm(struct scheduler *s)
 {
-	ev_periodic_stop(s->d->loop, &s->timer);
+	ev_periodic_stop(s->loop, &s->timer);
 	if (s->n == 0)
 		return;
 	ev_periodic_set(&s->timer, (ev_tstamp)s->heap[0]->next, 0., 0);
-	ev_periodic_start(s->d->loop, &s->timer);
+	ev_periodic_start(s->loop, &s->timer);
 }
 
 /* Format Unix seconds as RFC 3339 for the log. */
@@ -146,7 +147,7 @@ note_fire(struct scheduler *s, const Dbtd__Job *job, int64_t at)
 	copy.last_fire_ms = at * 1000;
 	copy.n_next_fires_ms = 0;
 	copy.next_fires_ms = NULL;
-	rc = store_obj_put(s->d->store, STORE_JOB, job->id, &copy.base);
+	rc = store_obj_put(s->store, STORE_JOB, job->id, &copy.base);
 	if (rc < 0)
 		log_warn("schedule of job \"%s\": cannot record its fire: %s", job->name,
 		         store_strerror(rc));
@@ -159,15 +160,15 @@ fire(struct scheduler *s, struct entry *e, int64_t now)
 	struct run_origin o = { .trigger = DBTD__TRIGGER__TRIGGER_SCHEDULED, .by = "schedule" };
 	Dbtd__Job *job = NULL;
 	Dbtd__Run *run = NULL;
-	struct runs_err err;
+	struct err err;
 	int64_t at = e->next, next;
 	char b1[40], b2[40];
 
-	if (store_obj_get(s->d->store, STORE_JOB, e->job_id, (ProtobufCMessage **)&job) < 0) {
+	if (store_obj_get(s->store, STORE_JOB, e->job_id, (ProtobufCMessage **)&job) < 0) {
 		entry_free(e); /* removed behind our back */
 		return;
 	}
-	if (runs_start(s->d->runs, job, &o, &run, &err) < 0)
+	if (runs_start(s->runs, job, &o, &run, &err) < 0)
 		log_warn("schedule of job \"%s\" due at %s: no run: %s", job->name,
 		         when(at, b1, sizeof(b1)), err.msg);
 	else
@@ -251,7 +252,7 @@ scheduler_add(struct scheduler *s, const Dbtd__Job *job)
 
 	if (s == NULL)
 		return;
-	e = entry_new(job, (int64_t)ev_now(s->d->loop));
+	e = entry_new(job, (int64_t)ev_now(s->loop));
 	if (e == NULL)
 		return;
 	if (heap_put(s, e) < 0) {
@@ -304,7 +305,7 @@ load_cb(void *arg, ProtobufCMessage *msg)
 {
 	struct scheduler *s = arg;
 	Dbtd__Job *job = (Dbtd__Job *)msg;
-	int64_t now = (int64_t)ev_now(s->d->loop);
+	int64_t now = (int64_t)ev_now(s->loop);
 	int64_t since = (job->last_fire_ms ? job->last_fire_ms : job->created_at_ms) / 1000;
 	struct entry *e = entry_new(job, since);
 	char b1[40], b2[40];
@@ -335,7 +336,7 @@ load_cb(void *arg, ProtobufCMessage *msg)
 }
 
 int
-scheduler_new(struct scheduler **out, struct daemon *d)
+scheduler_new(struct scheduler **out, struct ev_loop *loop, struct runs *runs)
 {
 	struct scheduler *s = calloc(1, sizeof(*s));
 	int rc;
@@ -343,10 +344,12 @@ scheduler_new(struct scheduler **out, struct daemon *d)
 	*out = NULL;
 	if (s == NULL)
 		return -ENOMEM;
-	s->d = d;
+	s->loop = loop;
+	s->runs = runs;
+	s->store = runs_store(runs);
 	ev_periodic_init(&s->timer, timer_cb, 0., 0., 0);
 	s->timer.data = s;
-	rc = store_obj_list(d->store, STORE_JOB, load_cb, s);
+	rc = store_obj_list(s->store, STORE_JOB, load_cb, s);
 	if (rc < 0) {
 		scheduler_free(s);
 		return rc;
@@ -364,7 +367,7 @@ scheduler_free(struct scheduler *s)
 {
 	if (s == NULL)
 		return;
-	ev_periodic_stop(s->d->loop, &s->timer);
+	ev_periodic_stop(s->loop, &s->timer);
 	for (size_t i = 0; i < s->n; i++)
 		entry_free(s->heap[i]);
 	free(s->heap);

@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 #include "dbtd.pb-c.h"
+#include "err.h"
 
-struct daemon;
-struct client;
+struct runs;
 
 /* A change in a project's repository. */
 struct repo_event {
@@ -35,15 +35,25 @@ struct repo_event {
  * listens (out->message says which kind of job or environment is missing),
  * or another -errno.
  */
-int triggers_repo_event(struct daemon *d, const struct repo_event *ev, Dbtd__Triggered *out);
+int triggers_repo_event(struct runs *r, const struct repo_event *ev, Dbtd__Triggered *out);
 
 /* triggers_free - free what triggers_repo_event put in t (not t itself). */
 void triggers_free(Dbtd__Triggered *t);
 
-/* triggers_webhook - handle a forge webhook request: verify, then start runs. */
-void triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w);
+/*
+ * triggers_webhook - a forge's webhook delivery, sent by local user `user`:
+ * verify it, then start the runs it asks for.  0 with *out filled (what
+ * started and a sentence; free with triggers_free), or -errno with e filled
+ * (the refusal is logged).
+ */
+int triggers_webhook(struct runs *r, const char *user, const Dbtd__Webhook *w,
+                     Dbtd__Triggered *out, struct err *e);
 
-/* triggers_pipeline - a pipeline finished: run the jobs added --on-pipeline NAME. */
-void triggers_pipeline(struct daemon *d, struct client *c, const Dbtd__PipelineEvent *p);
+/*
+ * triggers_pipeline - a pipeline finished: run the jobs added
+ * --on-pipeline NAME.  Results as for triggers_webhook.
+ */
+int triggers_pipeline(struct runs *r, const char *user, const Dbtd__PipelineEvent *p,
+                      Dbtd__Triggered *out, struct err *e);
 
 #endif /* DBTD_TRIGGERS_H */

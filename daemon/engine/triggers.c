@@ -10,13 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "forge.h"
 #include "log.h"
 #include "names.h"
 #include "pb.h"
 #include "runs.h"
-#include "server.h"
 #include "store.h"
 #include "triggers.h"
 #include "util.h"
@@ -69,13 +67,13 @@ triggers_free(Dbtd__Triggered *t)
 
 /* Start one run of job for an origin; a failure is logged and noted in t. */
 static int
-start_one(struct daemon *d, const Dbtd__Job *job, const struct run_origin *o,
+start_one(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
           Dbtd__Triggered *t)
 {
-	struct runs_err e;
+	struct err e;
 	Dbtd__Run *run = NULL;
 
-	if (runs_start(d->runs, job, o, &run, &e) < 0) {
+	if (runs_start(r, job, o, &run, &e) < 0) {
 		log_warn("%s run of job \"%s\" not started: %s", trigger_json(o->trigger),
 		         job->name, e.msg);
 		set_message(t, "job \"%s\": %s", job->name, e.msg);
@@ -106,7 +104,7 @@ summarise(Dbtd__Triggered *t, const char *what)
 }
 
 int
-triggers_repo_event(struct daemon *d, const struct repo_event *ev, Dbtd__Triggered *out)
+triggers_repo_event(struct runs *r, const struct repo_event *ev, Dbtd__Triggered *out)
 {
 	Dbtd__JobType want = ev->trigger == DBTD__TRIGGER__TRIGGER_PR ? DBTD__JOB_TYPE__JOB_CI :
 	                     DBTD__JOB_TYPE__JOB_MERGE;
@@ -121,11 +119,11 @@ triggers_repo_event(struct daemon *d, const struct repo_event *ev, Dbtd__Trigger
 	size_t nenv = 0, before = out->n_runs;
 	int rc;
 
-	if (store_obj_get(d->store, STORE_PROJECT, ev->project_id, (ProtobufCMessage **)&proj) == 0)
+	if (store_obj_get(runs_store(r), STORE_PROJECT, ev->project_id, (ProtobufCMessage **)&proj) == 0)
 		pname = proj->name;
-	rc = store_obj_list(d->store, STORE_ENVIRONMENT, pb_list_push, &envs);
+	rc = store_obj_list(runs_store(r), STORE_ENVIRONMENT, pb_list_push, &envs);
 	if (rc == 0)
-		rc = store_obj_list(d->store, STORE_JOB, pb_list_push, &jobs);
+		rc = store_obj_list(runs_store(r), STORE_JOB, pb_list_push, &jobs);
 	if (rc < 0) {
 		set_message(out, "cannot read jobs: %s", store_strerror(rc));
 		goto out;
@@ -139,7 +137,7 @@ triggers_repo_event(struct daemon *d, const struct repo_event *ev, Dbtd__Trigger
 		for (size_t k = 0; k < jobs.n; k++) {
 			const Dbtd__Job *job = (const Dbtd__Job *)jobs.items[k];
 			if (job->env_id == env->id && job->type == want)
-				start_one(d, job, &o, out);
+				start_one(r, job, &o, out);
 		}
 	}
 	if (nenv == 0) {
@@ -166,20 +164,10 @@ out:
 	return rc;
 }
 
-/* Reply with what an event started. */
-static void
-reply_triggered(struct client *c, Dbtd__Triggered *t)
-{
-	Dbtd__Response resp = DBTD__RESPONSE__INIT;
-
-	resp.body_case = DBTD__RESPONSE__BODY_TRIGGERED;
-	resp.triggered = t;
-	client_send(c, &resp);
-}
-
-/* Refuse a webhook: a line in dbtd's log and the error to the client. */
-static void __attribute__((format(printf, 4, 5)))
-refuse(struct client *c, Dbtd__ErrorCode code, const char *forge, const char *fmt, ...)
+/* Refuse an event: a line in dbtd's log and e filled; returns e's rc. */
+static int __attribute__((format(printf, 5, 6)))
+refuse(struct err *e, enum err_kind kind, const char *user, const char *forge,
+       const char *fmt, ...)
 {
 	va_list ap;
 	char msg[1024];
@@ -187,13 +175,13 @@ refuse(struct client *c, Dbtd__ErrorCode code, const char *forge, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_warn("%s webhook from %s refused, nothing triggered: %s", forge, client_user(c), msg);
-	client_error(c, code, "%s", msg);
+	log_warn("%s webhook from %s refused, nothing triggered: %s", forge, user, msg);
+	return err_set(e, -EINVAL, kind, "%s", msg);
 }
 
 /* The projects a webhook is for: the one named, or those whose repo it names. */
 static int
-webhook_projects(struct daemon *d, const Dbtd__Webhook *w, const struct forge_event *ev,
+webhook_projects(struct runs *r, const Dbtd__Webhook *w, const struct forge_event *ev,
                  struct pb_list *out)
 {
 	struct pb_list all = { 0 };
@@ -201,10 +189,10 @@ webhook_projects(struct daemon *d, const Dbtd__Webhook *w, const struct forge_ev
 
 	if (pb_str_set(w->project)) {
 		ProtobufCMessage *p;
-		rc = store_obj_find(d->store, STORE_PROJECT, w->project, &p);
+		rc = store_obj_find(runs_store(r), STORE_PROJECT, w->project, &p);
 		return rc < 0 ? rc : pb_list_push(out, p);
 	}
-	rc = store_obj_list(d->store, STORE_PROJECT, pb_list_push, &all);
+	rc = store_obj_list(runs_store(r), STORE_PROJECT, pb_list_push, &all);
 	for (size_t i = 0; rc == 0 && i < all.n; i++) {
 		Dbtd__Project *p = (Dbtd__Project *)all.items[i];
 		for (size_t k = 0; k < ev->n_repo_urls; k++)
@@ -223,43 +211,42 @@ webhook_projects(struct daemon *d, const Dbtd__Webhook *w, const struct forge_ev
 	return rc;
 }
 
-void
-triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
+int
+triggers_webhook(struct runs *r, const char *user, const Dbtd__Webhook *w,
+                 Dbtd__Triggered *out, struct err *e)
 {
 	struct forge_event ev;
 	struct pb_list projects = { 0 };
 	Dbtd__Triggered t = DBTD__TRIGGERED__INIT;
 	char err[512], by[256], what[512];
-	int github, rc, notfound = 0;
+	int github, rc, notfound = 0, status = 0;
 
 	memset(&ev, 0, sizeof(ev));
 	github = strcmp(w->forge, "github") == 0;
-	if (!github && strcmp(w->forge, "gitlab") != 0) {
-		refuse(c, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, "unknown",
-		       "unknown forge \"%s\": use github or gitlab", w->forge);
-		return;
-	}
+	if (!github && strcmp(w->forge, "gitlab") != 0)
+		return refuse(e, ERR_INVALID, user, "unknown",
+		              "unknown forge \"%s\": use github or gitlab", w->forge);
 	rc = forge_parse(w->forge, w->event, w->payload.data, w->payload.len, &ev, err,
 	                 sizeof(err));
 	if (rc < 0) {
-		refuse(c, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, w->forge, "%s%s",
+		status = refuse(e, ERR_INVALID, user, w->forge, "%s%s",
 		       rc == -ENOTSUP ? "" : "malformed payload: ", err);
 		goto out;
 	}
-	rc = webhook_projects(d, w, &ev, &projects);
+	rc = webhook_projects(r, w, &ev, &projects);
 	if (rc == -ENOENT) {
 		if (pb_str_set(w->project))
-			refuse(c, DBTD__ERROR_CODE__ERROR_NOT_FOUND, w->forge,
+			status = refuse(e, ERR_NOT_FOUND, user, w->forge,
 			       "no project named \"%s\"; see dbtctl project list", w->project);
 		else
-			refuse(c, DBTD__ERROR_CODE__ERROR_NOT_FOUND, w->forge,
+			status = refuse(e, ERR_NOT_FOUND, user, w->forge,
 			       "no project has repository %s (%s); name the project with --project "
 			       "or check its --repo", ev.repo_name ? ev.repo_name : "?",
 			       ev.n_repo_urls ? ev.repo_urls[0] : "no URL in the payload");
 		goto out;
 	}
 	if (rc < 0) {
-		refuse(c, DBTD__ERROR_CODE__ERROR_INTERNAL, w->forge, "cannot read projects: %s",
+		status = refuse(e, store_err_kind(rc), user, w->forge, "cannot read projects: %s",
 		       store_strerror(rc));
 		goto out;
 	}
@@ -267,7 +254,7 @@ triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
 	for (size_t i = 0; i < projects.n; i++) {
 		const Dbtd__Project *p = (const Dbtd__Project *)projects.items[i];
 		if (!pb_str_set(p->webhook_secret)) {
-			refuse(c, DBTD__ERROR_CODE__ERROR_FAILED, w->forge,
+			status = refuse(e, ERR_FAILED, user, w->forge,
 			       "project \"%s\" has no webhook secret, so it accepts no webhooks; "
 			       "add it with --webhook-secret-env VAR", p->name);
 			goto out;
@@ -276,7 +263,7 @@ triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
 		                                  w->payload.len, w->signature, err, sizeof(err))
 		            : forge_verify_gitlab(p->webhook_secret, w->token, err, sizeof(err));
 		if (rc < 0) {
-			refuse(c, DBTD__ERROR_CODE__ERROR_FAILED, w->forge,
+			status = refuse(e, ERR_FAILED, user, w->forge,
 			       "webhook for project \"%s\" refused: %s", p->name, err);
 			goto out;
 		}
@@ -285,7 +272,8 @@ triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
 		set_message(&t, "%s %s: %s; nothing to run", w->forge, w->event,
 		            ev.ignored_why ? ev.ignored_why : "not an event that starts runs");
 		log_info("%s", t.message);
-		reply_triggered(c, &t);
+		*out = t;
+		dbtd__triggered__init(&t);
 		goto out;
 	}
 	snprintf(by, sizeof(by), "%s%s%s", w->forge, ev.sender ? ":" : "",
@@ -298,13 +286,12 @@ triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
 			.project_id = p->id, .branch = ev.branch, .head_branch = ev.head_branch,
 			.sha = ev.sha, .fetch_ref = ev.head_ref, .pr_number = ev.pr_number, .by = by,
 		};
-		rc = triggers_repo_event(d, &re, &t);
+		rc = triggers_repo_event(r, &re, &t);
 		if (rc == -ENOENT)
 			notfound++;
 	}
 	if (t.n_runs == 0) {
-		refuse(c, notfound ? DBTD__ERROR_CODE__ERROR_NOT_FOUND :
-		                     DBTD__ERROR_CODE__ERROR_FAILED, w->forge, "%s",
+		status = refuse(e, notfound ? ERR_NOT_FOUND : ERR_FAILED, user, w->forge, "%s",
 		       pb_str_set(t.message) ? t.message : "no run started");
 		goto out;
 	}
@@ -316,53 +303,56 @@ triggers_webhook(struct daemon *d, struct client *c, const Dbtd__Webhook *w)
 		snprintf(what, sizeof(what), "%s %s: %s moved to %.12s", w->forge, w->event,
 		         ev.branch ? ev.branch : "?", ev.sha ? ev.sha : "?");
 	summarise(&t, what);
-	reply_triggered(c, &t);
+	*out = t;
+	dbtd__triggered__init(&t);
 out:
 	triggers_free(&t);
 	pb_list_free(&projects);
 	forge_event_free(&ev);
+	return status;
 }
 
-void
-triggers_pipeline(struct daemon *d, struct client *c, const Dbtd__PipelineEvent *p)
+int
+triggers_pipeline(struct runs *r, const char *user, const Dbtd__PipelineEvent *p,
+                  Dbtd__Triggered *out, struct err *e)
 {
 	Dbtd__Triggered t = DBTD__TRIGGERED__INIT;
 	struct pb_list jobs = { 0 };
 	char by[300], what[300];
-	int rc;
+	int rc, status = 0;
 
-	if (!pb_str_set(p->name) || strlen(p->name) > 200) {
-		client_error(c, DBTD__ERROR_CODE__ERROR_BAD_REQUEST,
-		             "a pipeline event needs the pipeline's name (at most 200 characters)");
-		return;
-	}
+	if (!pb_str_set(p->name) || strlen(p->name) > 200)
+		return err_set(e, -EINVAL, ERR_INVALID,
+		               "a pipeline event needs the pipeline's name (at most 200 characters)");
 	snprintf(by, sizeof(by), "pipeline:%s", p->name);
-	rc = store_obj_list(d->store, STORE_JOB, pb_list_push, &jobs);
+	rc = store_obj_list(runs_store(r), STORE_JOB, pb_list_push, &jobs);
 	if (rc < 0) {
-		client_error(c, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read jobs: %s",
-		             store_strerror(rc));
+		status = err_set(e, rc, store_err_kind(rc), "cannot read jobs: %s",
+		                 store_strerror(rc));
 		goto out;
 	}
 	for (size_t i = 0; i < jobs.n; i++) {
 		const Dbtd__Job *job = (const Dbtd__Job *)jobs.items[i];
 		struct run_origin o = { .trigger = DBTD__TRIGGER__TRIGGER_PIPELINE, .by = by };
 		if (strcmp(job->on_pipeline, p->name) == 0)
-			start_one(d, job, &o, &t);
+			start_one(r, job, &o, &t);
 	}
 	if (t.n_runs == 0) {
 		if (!pb_str_set(t.message))
 			set_message(&t, "no job listens to pipeline \"%s\"; add one with dbtctl job add "
 			            "... --on-pipeline %s", p->name, p->name);
-		log_info("pipeline \"%s\" finished (reported by %s): %s", p->name, client_user(c),
+		log_info("pipeline \"%s\" finished (reported by %s): %s", p->name, user,
 		         t.message);
-		client_error(c, DBTD__ERROR_CODE__ERROR_NOT_FOUND, "%s", t.message);
+		status = err_set(e, -ENOENT, ERR_NOT_FOUND, "%s", t.message);
 		goto out;
 	}
 	snprintf(what, sizeof(what), "pipeline \"%s\" finished (reported by %s)", p->name,
-	         client_user(c));
+	         user);
 	summarise(&t, what);
-	reply_triggered(c, &t);
+	*out = t;
+	dbtd__triggered__init(&t);
 out:
 	triggers_free(&t);
 	pb_list_free(&jobs);
+	return status;
 }

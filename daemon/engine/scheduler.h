@@ -11,16 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ev.h>
+
 #include "dbtd.pb-c.h"
 
-struct daemon;
+struct runs;
 struct scheduler;
 
 /*
  * scheduler_new - load every scheduled job from the store and arm the
  * timer; logs the fires missed since each job last fired.  0 or -errno.
  */
-int scheduler_new(struct scheduler **out, struct daemon *d);
+int scheduler_new(struct scheduler **out, struct ev_loop *loop, struct runs *runs);
 
 /* scheduler_add - schedule a job just added (no-op without a schedule). */
 void scheduler_add(struct scheduler *s, const Dbtd__Job *job);

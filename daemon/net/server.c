@@ -13,13 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "artifacts.h"
-#include "daemon.h"
-#include "dispatch.h"
 #include "frame.h"
 #include "log.h"
-#include "logs.h"
-#include "runs.h"
 #include "server.h"
 #include "util.h"
 
@@ -37,10 +32,15 @@ struct client {
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	size_t safe;    /* out[..safe) was queued before the last commit: may be written */
-	void (*drain)(struct client *c, void *arg); /* asks for more once the queue is empty */
-	void *drain_arg;
+	const struct client_stream_ops *stream; /* the one open stream, or NULL */
+	void *stream_arg;
+	int stream_drain;       /* call stream->drain when the queue is empty */
+	uint64_t stream_req;    /* the request the stream answers */
+	uint64_t req;           /* the request being handled */
+	int in_request;         /* inside the handler of request `req` */
 	int hello;      /* Hello exchanged */
 	int closing;    /* close once the output queue is empty */
+	int eof;        /* the peer shut its writing side: close when all is answered */
 	int dead;       /* closed; freed from the reap timer */
 	uid_t uid;
 	pid_t pid;
@@ -49,7 +49,8 @@ struct client {
 };
 
 struct server {
-	struct daemon *d;
+	struct ev_loop *loop;
+	struct server_handler h;
 	int fd;
 	char *path;       /* the socket's address, for messages */
 	int owned;        /* we bound path: unlink it at stop (not an adopted socket) */
@@ -71,9 +72,7 @@ client_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	ev_timer_stop(loop, &c->reap);
 	ev_timer_stop(loop, &c->stall);
-	runs_forget_client(srv->d->runs, c);
-	logs_forget_client(srv->d->logs, c);
-	artifacts_forget_client(srv->d, c);
+	client_stream_end(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -89,7 +88,7 @@ client_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 client_kill(struct client *c, const char *why)
 {
-	struct ev_loop *loop = c->srv->d->loop;
+	struct ev_loop *loop = c->srv->loop;
 
 	if (c->dead)
 		return;
@@ -123,13 +122,13 @@ client_flush(struct client *c)
 	}
 	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = c->safe = 0;
-		ev_io_stop(c->srv->d->loop, &c->wio);
+		ev_io_stop(c->srv->loop, &c->wio);
 		if (c->closing)
 			client_kill(c, NULL);
 	} else if (c->out_off == c->safe) {
-		ev_io_stop(c->srv->d->loop, &c->wio); /* the rest goes after the next commit */
+		ev_io_stop(c->srv->loop, &c->wio); /* the rest goes after the next commit */
 	} else {
-		ev_io_start(c->srv->d->loop, &c->wio);
+		ev_io_start(c->srv->loop, &c->wio);
 	}
 	return 0;
 }
@@ -147,16 +146,41 @@ client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		client_kill(c, strerror(-rc));
 }
 
+/*
+ * A response too large for one frame: tell the client instead of dropping
+ * it (it would wait for ever); a stream it belonged to ends.
+ */
+static int
+send_too_large(struct client *c, const Dbtd__Response *resp, int stream_frame)
+{
+	size_t size = protobuf_c_message_get_packed_size(&resp->base);
+
+	log_warn("client %lu: a response of %zu bytes is over the %u MiB frame limit; "
+	         "sending an error instead", c->serial, size, FRAME_MAX >> 20);
+	client_error(c, DBTD__ERROR_CODE__ERROR_FAILED,
+	             "the answer (%zu bytes) is over the %u MiB limit of one frame, so dbtd "
+	             "cannot send it; ask for less (a page, a single step's log, one artifact)",
+	             size, FRAME_MAX >> 20);
+	if (stream_frame)
+		client_stream_end(c);
+	return -EMSGSIZE;
+}
+
 int
 client_send(struct client *c, const Dbtd__Response *resp)
 {
+	Dbtd__Response tagged;
 	uint8_t *buf;
 	size_t len;
-	int rc;
+	int rc, stream_frame = !c->in_request && c->stream != NULL;
 
 	if (c->dead)
 		return -EPIPE;
-	rc = frame_pack(&resp->base, &buf, &len);
+	tagged = *resp;
+	tagged.request_id = c->in_request ? c->req : c->stream_req;
+	rc = frame_pack(&tagged.base, &buf, &len);
+	if (rc == -ERANGE && resp->body_case != DBTD__RESPONSE__BODY_ERROR)
+		return send_too_large(c, resp, stream_frame);
 	if (rc < 0) {
 		log_err("client %lu: cannot encode a response: %s", c->serial, strerror(-rc));
 		return rc;
@@ -203,12 +227,12 @@ server_flush(struct server *srv)
 		if (c->dead)
 			continue;
 		/* a stream with nothing queued gets to add more (read after the commit) */
-		if (c->drain && c->out_off == c->out_len && !c->closing)
-			c->drain(c, c->drain_arg);
+		if (c->stream && c->stream_drain && c->out_off == c->out_len && !c->closing)
+			c->stream->drain(c, c->stream_arg);
 		if (c->dead)
 			continue;
 		c->safe = c->out_len;
-		if (c->out_off == c->out_len && c->closing) {
+		if (c->out_off == c->out_len && (c->closing || (c->eof && c->stream == NULL))) {
 			client_kill(c, NULL);
 			continue;
 		}
@@ -217,23 +241,60 @@ server_flush(struct server *srv)
 		rc = client_flush(c);
 		if (rc < 0)
 			client_kill(c, strerror(-rc));
-		else if (c->drain)
+		else if (c->stream && c->stream_drain)
 			/* a stream goes on: come back when the socket takes more */
-			ev_io_start(srv->d->loop, &c->wio);
+			ev_io_start(srv->loop, &c->wio);
 	}
 }
 
-void
-client_set_drain(struct client *c, void (*fn)(struct client *c, void *arg), void *arg)
+int
+client_stream_open(struct client *c, const struct client_stream_ops *ops, void *arg)
 {
-	c->drain = fn;
-	c->drain_arg = arg;
+	if (c->stream)
+		return -EBUSY;
+	c->stream = ops;
+	c->stream_arg = arg;
+	c->stream_drain = 1;
+	c->stream_req = c->req;
+	return 0;
+}
+
+void
+client_stream_drain(struct client *c, int on)
+{
+	c->stream_drain = on;
+}
+
+void
+client_stream_end(struct client *c)
+{
+	const struct client_stream_ops *ops = c->stream;
+	void *arg = c->stream_arg;
+
+	if (ops == NULL)
+		return;
+	c->stream = NULL;
+	c->stream_arg = NULL;
+	c->stream_drain = 0;
+	ops->close(arg);
 }
 
 int
-client_busy(const struct client *c)
+client_has_stream(const struct client *c)
 {
-	return c->drain != NULL;
+	return c->stream != NULL;
+}
+
+int
+client_hello_done(const struct client *c)
+{
+	return c->hello;
+}
+
+void
+client_set_hello(struct client *c)
+{
+	c->hello = 1;
 }
 
 size_t
@@ -272,12 +333,12 @@ client_close_after_flush(struct client *c)
 	if (c->dead)
 		return;
 	c->closing = 1;
-	ev_io_stop(c->srv->d->loop, &c->rio);
-	ev_timer_stop(c->srv->d->loop, &c->stall);
+	ev_io_stop(c->srv->loop, &c->rio);
+	ev_timer_stop(c->srv->loop, &c->stall);
 	/* server_flush closes it once the queued frames are written */
 }
 
-/* Handle one whole request frame. */
+/* Handle one whole request frame: decode it and give it to the handler. */
 static void
 client_frame(struct client *c, const uint8_t *payload, size_t plen)
 {
@@ -290,18 +351,10 @@ client_frame(struct client *c, const uint8_t *payload, size_t plen)
 		client_close_after_flush(c);
 		return;
 	}
-	if (!c->hello && req->body_case != DBTD__REQUEST__BODY_HELLO) {
-		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL,
-		             "the first request on a connection must be Hello");
-		client_close_after_flush(c);
-	} else if (req->body_case == DBTD__REQUEST__BODY_HELLO) {
-		if (dispatch_hello(c->srv->d, c, req->hello) == 0)
-			c->hello = 1;
-		else
-			client_close_after_flush(c);
-	} else {
-		dispatch_request(c->srv->d, c, req);
-	}
+	c->req = req->request_id;
+	c->in_request = 1;
+	c->srv->h.request(c->srv->h.arg, c, req);
+	c->in_request = 0;
 	dbtd__request__free_unpacked(req, NULL);
 }
 
@@ -330,10 +383,21 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
-		if (n == 0 && frame_buf_pending(&c->in) == 0)
-			client_kill(c, NULL);
-		else
+		if (n == 0 && frame_buf_pending(&c->in) == 0) {
+			/*
+			 * The peer shut its writing side (or closed): what it asked
+			 * is still answered; the connection closes once the answers
+			 * (and any stream) are written.  A closed peer makes the
+			 * write fail, which closes it too.
+			 */
+			c->eof = 1;
+			ev_io_stop(loop, &c->rio);
+			ev_timer_stop(loop, &c->stall);
+			if (c->out_off == c->out_len && c->stream == NULL)
+				client_kill(c, NULL);
+		} else {
 			client_kill(c, n == 0 ? "closed in the middle of a frame" : strerror((int)-n));
+		}
 		return;
 	}
 	while (!c->dead && !c->closing &&
@@ -434,7 +498,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* Common setup once a listening fd exists; takes fd and path. */
 static int
-server_start(struct server **out, struct daemon *d, int fd, char *path, int owned)
+server_start(struct server **out, struct ev_loop *loop, const struct server_handler *h,
+             int fd, char *path, int owned)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 
@@ -444,14 +509,15 @@ server_start(struct server **out, struct daemon *d, int fd, char *path, int owne
 		free(srv);
 		return -ENOMEM;
 	}
-	srv->d = d;
+	srv->loop = loop;
+	srv->h = *h;
 	srv->fd = fd;
 	srv->path = path;
 	srv->owned = owned;
 	ev_io_init(&srv->accept_io, accept_cb, fd, EV_READ);
 	ev_init(&srv->backoff, accept_backoff_cb);
 	srv->accept_io.data = srv->backoff.data = srv;
-	ev_io_start(d->loop, &srv->accept_io);
+	ev_io_start(loop, &srv->accept_io);
 	*out = srv;
 	return 0;
 }
@@ -474,7 +540,8 @@ clear_stale_socket(const struct sockaddr_un *sa)
 }
 
 int
-server_listen(struct server **out, struct daemon *d, const char *path, mode_t mode)
+server_listen(struct server **out, struct ev_loop *loop, const struct server_handler *h,
+              const char *path, mode_t mode)
 {
 	struct sockaddr_un sa;
 	char *dir, *slash;
@@ -521,7 +588,7 @@ server_listen(struct server **out, struct daemon *d, const char *path, mode_t mo
 		return rc;
 	}
 	log_info("listening on %s (mode %04o)", path, (unsigned)mode);
-	return server_start(out, d, fd, strdup(path), 1);
+	return server_start(out, loop, h, fd, strdup(path), 1);
 }
 
 /* The address a Unix socket is bound to, for messages: a path, @abstract, or "unnamed". */
@@ -543,7 +610,7 @@ socket_name(int fd)
 }
 
 int
-server_adopt(struct server **out, struct daemon *d, int fd)
+server_adopt(struct server **out, struct ev_loop *loop, const struct server_handler *h, int fd)
 {
 	int rc = set_nonblock_cloexec(fd);
 	char *name;
@@ -556,7 +623,7 @@ server_adopt(struct server **out, struct daemon *d, int fd)
 	name = socket_name(fd);
 	log_info("serving the inherited socket %s (fd %d, systemd socket activation)",
 	         name ? name : "?", fd);
-	return server_start(out, d, fd, name, 0);
+	return server_start(out, loop, h, fd, name, 0);
 }
 
 const char *
@@ -572,13 +639,14 @@ server_free(struct server *srv)
 
 	if (srv == NULL)
 		return;
-	ev_io_stop(srv->d->loop, &srv->accept_io);
-	ev_timer_stop(srv->d->loop, &srv->backoff);
+	ev_io_stop(srv->loop, &srv->accept_io);
+	ev_timer_stop(srv->loop, &srv->backoff);
 	server_flush(srv); /* last words: e.g. the final state of watched runs */
 	for (c = srv->clients; c; c = next) {
 		next = c->next;
 		client_kill(c, NULL);
-		ev_timer_stop(srv->d->loop, &c->reap);
+		client_stream_end(c);
+		ev_timer_stop(srv->loop, &c->reap);
 		frame_buf_free(&c->in);
 		free(c->out);
 		free(c);

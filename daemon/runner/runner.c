@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "collect.h"
-#include "cron.h"
 #include "host.h"
 #include "lineage.h"
 #include "names.h"
@@ -348,7 +347,6 @@ runner_main(const struct runner_spec *sp)
 	int null, failed = 0, kept = 0;
 
 	runner_signals(sp->dbtd_pid);
-	cron_tz_reset(); /* dbt gets dbtd's TZ, not the last schedule's zone */
 	close_fds_from(3, sp->fd);
 	null = open("/dev/null", O_RDONLY);
 	if (null >= 0 && null != 0) {

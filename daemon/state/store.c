@@ -46,22 +46,11 @@ static const ProtobufCMessageDescriptor *const obj_desc[3] = {
 	&dbtd__job__descriptor,
 };
 
-/* Map an LMDB or errno result to 0 or a negative errno. */
+/* Map an LMDB or errno result to 0 or a negative errno (one mapping for the store). */
 static int
 map_rc(int rc)
 {
-	switch (rc) {
-	case MDB_SUCCESS: return 0;
-	case MDB_NOTFOUND: return -ENOENT;
-	case MDB_KEYEXIST: return -EEXIST;
-	case MDB_MAP_FULL: return -ENOSPC;
-	case MDB_READERS_FULL: return -EAGAIN;
-	default:
-		if (rc > 0)
-			return -rc;
-		log_err("store: %s", mdb_strerror(rc));
-		return -EIO;
-	}
+	return store_format_map_rc(rc);
 }
 
 /* Write a 64-bit big-endian integer. */
@@ -426,11 +415,27 @@ store_close(struct store *st)
 	free(st);
 }
 
+enum err_kind
+store_err_kind(int rc)
+{
+	switch (rc) {
+	case -ENOENT: return ERR_NOT_FOUND;
+	case -EEXIST: return ERR_EXISTS;
+	case -ENOSPC: case STORE_EMAPFULL: case -EDQUOT: return ERR_NO_SPACE;
+	default: return ERR_INTERNAL;
+	}
+}
+
 const char *
 store_strerror(int rc)
 {
 	if (rc == -EBADMSG)
 		return "stored record does not decode";
+	if (rc == STORE_EMAPFULL)
+		return "the store's map is full: nothing more can be saved until runs are "
+		       "removed or the map is made larger";
+	if (rc == -ENOSPC)
+		return "no space left on the device of the state directory";
 	return strerror(rc < 0 ? -rc : rc);
 }
 

@@ -18,11 +18,11 @@
 #include <ev.h>
 #include <git2.h>
 
-#include "daemon.h"
 #include "log.h"
 #include "names.h"
 #include "pb.h"
 #include "poll.h"
+#include "runs.h"
 #include "store.h"
 #include "triggers.h"
 #include "util.h"
@@ -50,7 +50,9 @@ struct poller {
 };
 
 struct pollers {
-	struct daemon *d;
+	struct ev_loop *loop;
+	struct store *store;
+	struct runs *runs;
 	struct poller *list;
 };
 
@@ -165,7 +167,7 @@ ref_moved(struct poller *pl, Dbtd__KeyValue **refs, size_t n, const char *ref,
 			ev.head_branch = head;
 		}
 	}
-	if (triggers_repo_event(pl->owner->d, &ev, &t) > 0) {
+	if (triggers_repo_event(pl->owner->runs, &ev, &t) > 0) {
 		for (size_t i = 0; i < t.n_runs; i++)
 			log_info("poll of project \"%s\": %s %.12s -> run %llu of job \"%s\" (%s)",
 			         pl->name, ref, sha, (unsigned long long)t.runs[i]->id, t.runs[i]->job,
@@ -232,14 +234,14 @@ refs_free(Dbtd__KeyValue **refs, size_t n)
 static void
 poll_done(struct poller *pl)
 {
-	struct daemon *d = pl->owner->d;
+	struct pollers *owner = pl->owner;
 	Dbtd__Project *proj = NULL;
 	Dbtd__KeyValue **refs = NULL;
 	size_t n = 0;
 	char *err = NULL;
 	int rc, first;
 
-	rc = store_obj_get(d->store, STORE_PROJECT, pl->project_id, (ProtobufCMessage **)&proj);
+	rc = store_obj_get(owner->store, STORE_PROJECT, pl->project_id, (ProtobufCMessage **)&proj);
 	if (rc < 0)
 		goto out;
 	if (WIFSIGNALED(pl->status))
@@ -255,7 +257,7 @@ poll_done(struct poller *pl)
 			log_warn("poll of project \"%s\" (%s) failed: %s", pl->name, pl->repo, err);
 		pb_set_str(&proj->poll_error, err);
 		proj->last_poll_ms = now_ms();
-		store_obj_put(d->store, STORE_PROJECT, proj->id, &proj->base);
+		store_obj_put(owner->store, STORE_PROJECT, proj->id, &proj->base);
 		goto out;
 	}
 	first = proj->last_poll_ms == 0 || (proj->n_poll_refs == 0 && pb_str_set(proj->poll_error));
@@ -277,7 +279,7 @@ poll_done(struct poller *pl)
 		proj->n_poll_refs = n;
 		proj->last_poll_ms = now_ms();
 		pb_set_str(&proj->poll_error, "");
-		rc = store_obj_put(d->store, STORE_PROJECT, proj->id, &proj->base);
+		rc = store_obj_put(owner->store, STORE_PROJECT, proj->id, &proj->base);
 		if (rc < 0)
 			log_warn("poll of project \"%s\": cannot record its refs: %s", pl->name,
 			         store_strerror(rc));
@@ -295,7 +297,7 @@ out:
 static void
 poll_reset(struct poller *pl)
 {
-	struct ev_loop *loop = pl->owner->d->loop;
+	struct ev_loop *loop = pl->owner->loop;
 
 	ev_io_stop(loop, &pl->io);
 	ev_child_stop(loop, &pl->child);
@@ -440,7 +442,7 @@ pollers_add(struct pollers *p, const Dbtd__Project *proj)
 	pl->timer.data = pl->io.data = pl->child.data = pl;
 	/* First look soon, so the baseline is there before the first change. */
 	ev_timer_set(&pl->timer, 0.05, 0.);
-	ev_timer_start(p->d->loop, &pl->timer);
+	ev_timer_start(p->loop, &pl->timer);
 	pl->next = p->list;
 	p->list = pl;
 }
@@ -453,9 +455,9 @@ poller_free(struct pollers *p, struct poller *pl)
 		kill(pl->pid, SIGKILL);
 		waitpid(pl->pid, NULL, 0);
 	}
-	ev_timer_stop(p->d->loop, &pl->timer);
-	ev_io_stop(p->d->loop, &pl->io);
-	ev_child_stop(p->d->loop, &pl->child);
+	ev_timer_stop(p->loop, &pl->timer);
+	ev_io_stop(p->loop, &pl->io);
+	ev_child_stop(p->loop, &pl->child);
 	if (pl->fd >= 0)
 		close(pl->fd);
 	free(pl->out);
@@ -488,7 +490,7 @@ load_cb(void *arg, ProtobufCMessage *msg)
 }
 
 int
-pollers_new(struct pollers **out, struct daemon *d)
+pollers_new(struct pollers **out, struct ev_loop *loop, struct runs *runs)
 {
 	struct pollers *p = calloc(1, sizeof(*p));
 	int rc;
@@ -496,8 +498,10 @@ pollers_new(struct pollers **out, struct daemon *d)
 	*out = NULL;
 	if (p == NULL)
 		return -ENOMEM;
-	p->d = d;
-	rc = store_obj_list(d->store, STORE_PROJECT, load_cb, p);
+	p->loop = loop;
+	p->runs = runs;
+	p->store = runs_store(runs);
+	rc = store_obj_list(p->store, STORE_PROJECT, load_cb, p);
 	if (rc < 0) {
 		pollers_free(p);
 		return rc;

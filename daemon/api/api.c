@@ -1,19 +1,21 @@
-/* dispatch.c - request handlers: unpack -> check -> act -> reply. */
+/*
+ * api.c - the request table and its handlers: unpack -> check -> act ->
+ * reply; the one place an error becomes a wire Error.
+ */
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "artifacts.h"
+#include "api_int.h"
 #include "cron.h"
-#include "daemon.h"
-#include "dispatch.h"
 #include "log.h"
-#include "logs.h"
 #include "names.h"
 #include "pb.h"
+#include "plugin.h"
 #include "poll.h"
 #include "runs.h"
 #include "scheduler.h"
@@ -22,12 +24,6 @@
 #include "store_format.h"
 #include "triggers.h"
 
-#define E_BAD DBTD__ERROR_CODE__ERROR_BAD_REQUEST
-#define E_NOTFOUND DBTD__ERROR_CODE__ERROR_NOT_FOUND
-#define E_EXISTS DBTD__ERROR_CODE__ERROR_EXISTS
-#define E_INTERNAL DBTD__ERROR_CODE__ERROR_INTERNAL
-#define E_CONFLICT DBTD__ERROR_CODE__ERROR_CONFLICT
-#define E_UNIMPL DBTD__ERROR_CODE__ERROR_UNIMPLEMENTED
 
 #define NAME_MAX_LEN 128
 
@@ -115,31 +111,31 @@ reply_object(struct client *c, enum store_kind kind, ProtobufCMessage *msg)
 
 /* Store a new named object and reply with it, or reply the error. */
 static void
-add_object(struct daemon *d, struct client *c, enum store_kind kind,
+add_object(struct api *a, struct client *c, enum store_kind kind,
            ProtobufCMessage *msg, const char *name, uint64_t *idp, int64_t *created)
 {
 	ProtobufCMessage *stored = NULL;
 	int rc;
 
 	*created = now_ms();
-	rc = store_obj_add(d->store, kind, msg, name, idp);
+	rc = store_obj_add(a->store, kind, msg, name, idp);
 	if (rc == -EEXIST) {
-		client_error(c, E_EXISTS, "a %s named \"%s\" exists already; see dbtctl %s view %s",
+		api_fail(c, ERR_EXISTS, "a %s named \"%s\" exists already; see dbtctl %s view %s",
 		             kind_word[kind], name, kind_cmd[kind], name);
 		return;
 	}
 	if (rc < 0) {
-		client_error(c, E_INTERNAL, "cannot store %s \"%s\": %s", kind_word[kind], name,
+		api_fail(c, store_err_kind(rc), "cannot store %s \"%s\": %s", kind_word[kind], name,
 		             store_strerror(rc));
 		return;
 	}
 	log_info("%s \"%s\" added (id %llu) by %s", kind_word[kind], name,
 	         (unsigned long long)*idp, client_user(c));
 	if (kind == STORE_JOB)
-		scheduler_add(d->scheduler, (const Dbtd__Job *)msg);
+		scheduler_add(a->scheduler, (const Dbtd__Job *)msg);
 	else if (kind == STORE_PROJECT)
-		pollers_add(d->pollers, (const Dbtd__Project *)msg);
-	if (store_obj_get(d->store, kind, *idp, &stored) == 0) {
+		pollers_add(a->pollers, (const Dbtd__Project *)msg);
+	if (store_obj_get(a->store, kind, *idp, &stored) == 0) {
 		reply_object(c, kind, stored);
 		protobuf_c_message_free_unpacked(stored, NULL);
 	}
@@ -151,7 +147,7 @@ check_name(struct client *c, const char *what, const char *name)
 {
 	if (name_ok(name))
 		return 0;
-	client_error(c, E_BAD, "%s name \"%s\" is not valid: use up to %d letters, digits, "
+	api_fail(c, ERR_INVALID, "%s name \"%s\" is not valid: use up to %d letters, digits, "
 	             "'_', '-' or '.', starting with a letter or digit", what,
 	             name ? name : "", NAME_MAX_LEN);
 	return -EINVAL;
@@ -159,21 +155,21 @@ check_name(struct client *c, const char *what, const char *name)
 
 /* project add */
 static void
-do_add_project(struct daemon *d, struct client *c, Dbtd__Project *p)
+do_add_project(struct api *a, struct client *c, Dbtd__Project *p)
 {
 	if (check_name(c, "project", p->name) < 0)
 		return;
 	if (!pb_str_set(p->repo)) {
-		client_error(c, E_BAD, "project \"%s\" needs a repository: --repo URL or path", p->name);
+		api_fail(c, ERR_INVALID, "project \"%s\" needs a repository: --repo URL or path", p->name);
 		return;
 	}
 	if (p->subdir[0] == '/' || strstr(p->subdir, "..")) {
-		client_error(c, E_BAD, "--subdir \"%s\" must be a relative path inside the "
+		api_fail(c, ERR_INVALID, "--subdir \"%s\" must be a relative path inside the "
 		             "repository, without \"..\"", p->subdir);
 		return;
 	}
 	if (p->poll_seconds > 86400) {
-		client_error(c, E_BAD, "--poll %u is too long: poll at least once a day "
+		api_fail(c, ERR_INVALID, "--poll %u is too long: poll at least once a day "
 		             "(1 to 86400 seconds)", p->poll_seconds);
 		return;
 	}
@@ -186,7 +182,7 @@ do_add_project(struct daemon *d, struct client *c, Dbtd__Project *p)
 	p->last_poll_ms = 0;
 	pb_set_str(&p->poll_error, "");
 	p->id = 0;
-	add_object(d, c, STORE_PROJECT, &p->base, p->name, &p->id, &p->created_at_ms);
+	add_object(a, c, STORE_PROJECT, &p->base, p->name, &p->id, &p->created_at_ms);
 }
 
 /* Check an environment's destination; replies and returns -EINVAL when bad. */
@@ -194,19 +190,19 @@ static int
 check_destination(struct client *c, const char *env, Dbtd__Destination *dst)
 {
 	if (dst == NULL || !pb_str_set(dst->type)) {
-		client_error(c, E_BAD, "environment \"%s\" needs a destination: --destination duckdb "
+		api_fail(c, ERR_INVALID, "environment \"%s\" needs a destination: --destination duckdb "
 		             "or postgres", env);
 		return -EINVAL;
 	}
 	if (dst->threads == 0)
 		dst->threads = 4;
 	if (dst->threads > 256) {
-		client_error(c, E_BAD, "--threads %u is too many (at most 256)", dst->threads);
+		api_fail(c, ERR_INVALID, "--threads %u is too many (at most 256)", dst->threads);
 		return -EINVAL;
 	}
 	if (strcmp(dst->type, "duckdb") == 0) {
 		if (!pb_str_set(dst->path) || dst->path[0] != '/') {
-			client_error(c, E_BAD, "a duckdb destination needs --path with an absolute "
+			api_fail(c, ERR_INVALID, "a duckdb destination needs --path with an absolute "
 			             "path to the database file");
 			return -EINVAL;
 		}
@@ -221,20 +217,20 @@ check_destination(struct client *c, const char *env, Dbtd__Destination *dst)
 		                      !pb_str_set(dst->schema) ? "--schema" :
 		                      !pb_str_set(dst->password) ? "--password-env" : NULL;
 		if (missing) {
-			client_error(c, E_BAD, "a postgres destination needs %s", missing);
+			api_fail(c, ERR_INVALID, "a postgres destination needs %s", missing);
 			return -EINVAL;
 		}
 		if (dst->port == 0)
 			dst->port = 5432;
 		return 0;
 	}
-	client_error(c, E_BAD, "unknown destination \"%s\": use duckdb or postgres", dst->type);
+	api_fail(c, ERR_INVALID, "unknown destination \"%s\": use duckdb or postgres", dst->type);
 	return -EINVAL;
 }
 
 /* env add */
 static void
-do_add_environment(struct daemon *d, struct client *c, Dbtd__Environment *e)
+do_add_environment(struct api *a, struct client *c, Dbtd__Environment *e)
 {
 	Dbtd__Project *p = NULL;
 	int rc;
@@ -242,17 +238,17 @@ do_add_environment(struct daemon *d, struct client *c, Dbtd__Environment *e)
 	if (check_name(c, "environment", e->name) < 0)
 		return;
 	if (!pb_str_set(e->branch)) {
-		client_error(c, E_BAD, "environment \"%s\" needs a Git branch: --branch B", e->name);
+		api_fail(c, ERR_INVALID, "environment \"%s\" needs a Git branch: --branch B", e->name);
 		return;
 	}
-	rc = store_obj_find(d->store, STORE_PROJECT, e->project, (ProtobufCMessage **)&p);
+	rc = store_obj_find(a->store, STORE_PROJECT, e->project, (ProtobufCMessage **)&p);
 	if (rc == -ENOENT) {
-		client_error(c, E_NOTFOUND, "no project named \"%s\"; see dbtctl project list",
+		api_fail(c, ERR_NOT_FOUND, "no project named \"%s\"; see dbtctl project list",
 		             e->project);
 		return;
 	}
 	if (rc < 0) {
-		client_error(c, E_INTERNAL, "cannot read project \"%s\": %s", e->project,
+		api_fail(c, store_err_kind(rc), "cannot read project \"%s\": %s", e->project,
 		             store_strerror(rc));
 		return;
 	}
@@ -262,11 +258,11 @@ do_add_environment(struct daemon *d, struct client *c, Dbtd__Environment *e)
 		return;
 	for (size_t i = 0; i < e->n_env; i++)
 		if (!pb_str_set(e->env[i]->key) || strchr(e->env[i]->key, '=')) {
-			client_error(c, E_BAD, "--env needs KEY=VALUE with a non-empty KEY");
+			api_fail(c, ERR_INVALID, "--env needs KEY=VALUE with a non-empty KEY");
 			return;
 		}
 	e->id = 0;
-	add_object(d, c, STORE_ENVIRONMENT, &e->base, e->name, &e->id, &e->created_at_ms);
+	add_object(a, c, STORE_ENVIRONMENT, &e->base, e->name, &e->id, &e->created_at_ms);
 }
 
 /* True when command's first word is "dbt". */
@@ -288,23 +284,23 @@ check_schedule(struct client *c, const Dbtd__Job *j)
 
 	if (!pb_str_set(j->schedule)) {
 		if (pb_str_set(j->timezone)) {
-			client_error(c, E_BAD, "--timezone needs --schedule");
+			api_fail(c, ERR_INVALID, "--timezone needs --schedule");
 			return -EINVAL;
 		}
 		return 0;
 	}
 	if (cron_parse(j->schedule, &cr, err, sizeof(err)) < 0) {
-		client_error(c, E_BAD, "--schedule \"%s\" is not a cron expression: %s",
+		api_fail(c, ERR_INVALID, "--schedule \"%s\" is not a cron expression: %s",
 		             j->schedule, err);
 		return -EINVAL;
 	}
 	if (cron_tz_check(j->timezone, err, sizeof(err)) < 0) {
-		client_error(c, E_BAD, "--timezone: %s; use an IANA name such as Europe/Berlin",
+		api_fail(c, ERR_INVALID, "--timezone: %s; use an IANA name such as Europe/Berlin",
 		             err);
 		return -EINVAL;
 	}
 	if (cron_next(&cr, j->timezone, now_ms() / 1000, &next) < 0) {
-		client_error(c, E_BAD, "--schedule \"%s\" never fires (no such date)", j->schedule);
+		api_fail(c, ERR_INVALID, "--schedule \"%s\" never fires (no such date)", j->schedule);
 		return -EINVAL;
 	}
 	return 0;
@@ -312,7 +308,7 @@ check_schedule(struct client *c, const Dbtd__Job *j)
 
 /* job add */
 static void
-do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
+do_add_job(struct api *a, struct client *c, Dbtd__Job *j)
 {
 	Dbtd__Environment *e = NULL;
 	size_t ndbt = 0;
@@ -320,14 +316,14 @@ do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
 
 	if (check_name(c, "job", j->name) < 0)
 		return;
-	rc = store_obj_find(d->store, STORE_ENVIRONMENT, j->environment, (ProtobufCMessage **)&e);
+	rc = store_obj_find(a->store, STORE_ENVIRONMENT, j->environment, (ProtobufCMessage **)&e);
 	if (rc == -ENOENT) {
-		client_error(c, E_NOTFOUND, "no environment named \"%s\"; see dbtctl env list, "
+		api_fail(c, ERR_NOT_FOUND, "no environment named \"%s\"; see dbtctl env list, "
 		             "or add it with dbtctl env add", j->environment);
 		return;
 	}
 	if (rc < 0) {
-		client_error(c, E_INTERNAL, "cannot read environment \"%s\": %s", j->environment,
+		api_fail(c, store_err_kind(rc), "cannot read environment \"%s\": %s", j->environment,
 		             store_strerror(rc));
 		return;
 	}
@@ -339,26 +335,26 @@ do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
 		Dbtd__JobStep *s = j->steps[i];
 		if (strcmp(s->type, "dbt") == 0) {
 			if (!is_dbt_command(s->command)) {
-				client_error(c, E_BAD, "--command \"%s\" is not a dbt command "
+				api_fail(c, ERR_INVALID, "--command \"%s\" is not a dbt command "
 				             "(it must start with \"dbt \")", s->command);
 				return;
 			}
 			ndbt++;
-		} else if (plugins_find(&d->plugins, s->type) == NULL) {
-			client_error(c, E_BAD, "no step plugin of type \"%s\" is loaded; "
+		} else if (plugins_find(a->plugins, s->type) == NULL) {
+			api_fail(c, ERR_INVALID, "no step plugin of type \"%s\" is loaded; "
 			             "see dbtctl plugin list", s->type);
 			return;
 		}
 	}
 	if (ndbt == 0) {
-		client_error(c, E_BAD, "job \"%s\" needs at least one --command, e.g. "
+		api_fail(c, ERR_INVALID, "job \"%s\" needs at least one --command, e.g. "
 		             "--command \"dbt build\"", j->name);
 		return;
 	}
 	if (check_schedule(c, j) < 0)
 		return;
 	if (pb_str_set(j->on_pipeline) && !name_ok(j->on_pipeline)) {
-		client_error(c, E_BAD, "--on-pipeline \"%s\" is not a valid pipeline name: use up "
+		api_fail(c, ERR_INVALID, "--on-pipeline \"%s\" is not a valid pipeline name: use up "
 		             "to %d letters, digits, '_', '-' or '.'", j->on_pipeline, NAME_MAX_LEN);
 		return;
 	}
@@ -367,7 +363,7 @@ do_add_job(struct daemon *d, struct client *c, Dbtd__Job *j)
 	j->next_fires_ms = NULL;
 	j->n_next_fires_ms = 0;
 	j->id = 0;
-	add_object(d, c, STORE_JOB, &j->base, j->name, &j->id, &j->created_at_ms);
+	add_object(a, c, STORE_JOB, &j->base, j->name, &j->id, &j->created_at_ms);
 }
 
 /* Collect listed objects (scrubbed of secrets) into a list. */
@@ -417,7 +413,7 @@ store_kind_of(Dbtd__ObjectKind k, enum store_kind *out)
 
 /* project|env|job list */
 static void
-do_list(struct daemon *d, struct client *c, Dbtd__ObjectKind k)
+do_list(struct api *a, struct client *c, Dbtd__ObjectKind k)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__ProjectList pl = DBTD__PROJECT_LIST__INIT;
@@ -427,12 +423,12 @@ do_list(struct daemon *d, struct client *c, Dbtd__ObjectKind k)
 	int rc;
 
 	if (store_kind_of(k, &col.kind) < 0) {
-		client_error(c, E_BAD, "unknown object kind %d", (int)k);
+		api_fail(c, ERR_INVALID, "unknown object kind %d", (int)k);
 		return;
 	}
-	rc = store_obj_list(d->store, col.kind, collect_cb, &col);
+	rc = store_obj_list(a->store, col.kind, collect_cb, &col);
 	if (rc < 0) {
-		client_error(c, E_INTERNAL, "cannot list %ss: %s", kind_word[col.kind],
+		api_fail(c, store_err_kind(rc), "cannot list %ss: %s", kind_word[col.kind],
 		             store_strerror(rc));
 		collect_free(&col);
 		return;
@@ -463,32 +459,32 @@ do_list(struct daemon *d, struct client *c, Dbtd__ObjectKind k)
 
 /* Find a named object, replying "no such" on failure. */
 static int
-find_named(struct daemon *d, struct client *c, enum store_kind kind, const char *name,
+find_named(struct api *a, struct client *c, enum store_kind kind, const char *name,
            ProtobufCMessage **out)
 {
-	int rc = store_obj_find(d->store, kind, name, out);
+	int rc = store_obj_find(a->store, kind, name, out);
 
 	if (rc == -ENOENT)
-		client_error(c, E_NOTFOUND, "no %s named \"%s\"; see dbtctl %s list",
+		api_fail(c, ERR_NOT_FOUND, "no %s named \"%s\"; see dbtctl %s list",
 		             kind_word[kind], name, kind_cmd[kind]);
 	else if (rc < 0)
-		client_error(c, E_INTERNAL, "cannot read %s \"%s\": %s", kind_word[kind], name,
+		api_fail(c, store_err_kind(rc), "cannot read %s \"%s\": %s", kind_word[kind], name,
 		             store_strerror(rc));
 	return rc;
 }
 
 /* project|env|job view */
 static void
-do_view(struct daemon *d, struct client *c, const Dbtd__ObjectRef *ref)
+do_view(struct api *a, struct client *c, const Dbtd__ObjectRef *ref)
 {
 	ProtobufCMessage *msg;
 	enum store_kind kind;
 
 	if (store_kind_of(ref->kind, &kind) < 0) {
-		client_error(c, E_BAD, "unknown object kind %d", (int)ref->kind);
+		api_fail(c, ERR_INVALID, "unknown object kind %d", (int)ref->kind);
 		return;
 	}
-	if (find_named(d, c, kind, ref->name, &msg) < 0)
+	if (find_named(a, c, kind, ref->name, &msg) < 0)
 		return;
 	reply_object(c, kind, msg);
 	protobuf_c_message_free_unpacked(msg, NULL);
@@ -526,7 +522,7 @@ users_cb(void *arg, ProtobufCMessage *msg)
 
 /* project|env|job rm */
 static void
-do_remove(struct daemon *d, struct client *c, const Dbtd__ObjectRef *ref)
+do_remove(struct api *a, struct client *c, const Dbtd__ObjectRef *ref)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	ProtobufCMessage *msg;
@@ -535,43 +531,43 @@ do_remove(struct daemon *d, struct client *c, const Dbtd__ObjectRef *ref)
 	int rc;
 
 	if (store_kind_of(ref->kind, &kind) < 0) {
-		client_error(c, E_BAD, "unknown object kind %d", (int)ref->kind);
+		api_fail(c, ERR_INVALID, "unknown object kind %d", (int)ref->kind);
 		return;
 	}
-	if (find_named(d, c, kind, ref->name, &msg) < 0)
+	if (find_named(a, c, kind, ref->name, &msg) < 0)
 		return;
 	id = kind == STORE_PROJECT ? ((Dbtd__Project *)msg)->id :
 	     kind == STORE_ENVIRONMENT ? ((Dbtd__Environment *)msg)->id : ((Dbtd__Job *)msg)->id;
 	protobuf_c_message_free_unpacked(msg, NULL);
 	if (kind != STORE_JOB) {
 		struct users u = { kind, id, NULL };
-		store_obj_list(d->store, kind == STORE_PROJECT ? STORE_ENVIRONMENT : STORE_JOB,
+		store_obj_list(a->store, kind == STORE_PROJECT ? STORE_ENVIRONMENT : STORE_JOB,
 		               users_cb, &u);
 		if (u.first) {
-			client_error(c, E_CONFLICT, "%s \"%s\" is used by %s \"%s\"; remove that first",
+			api_fail(c, ERR_CONFLICT, "%s \"%s\" is used by %s \"%s\"; remove that first",
 			             kind_word[kind], ref->name,
 			             kind == STORE_PROJECT ? "environment" : "job", u.first);
 			free(u.first);
 			return;
 		}
 	} else {
-		uint64_t busy = store_job_active_run(d->store, id);
+		uint64_t busy = store_job_active_run(a->store, id);
 		if (busy) {
-			client_error(c, E_CONFLICT, "job \"%s\" has run %llu in progress; wait for it "
+			api_fail(c, ERR_CONFLICT, "job \"%s\" has run %llu in progress; wait for it "
 			             "or cancel it first", ref->name, (unsigned long long)busy);
 			return;
 		}
 	}
-	rc = store_obj_remove(d->store, kind, id, ref->name);
+	rc = store_obj_remove(a->store, kind, id, ref->name);
 	if (rc < 0) {
-		client_error(c, E_INTERNAL, "cannot remove %s \"%s\": %s", kind_word[kind],
+		api_fail(c, store_err_kind(rc), "cannot remove %s \"%s\": %s", kind_word[kind],
 		             ref->name, store_strerror(rc));
 		return;
 	}
 	if (kind == STORE_JOB)
-		scheduler_remove(d->scheduler, id);
+		scheduler_remove(a->scheduler, id);
 	else if (kind == STORE_PROJECT)
-		pollers_remove(d->pollers, id);
+		pollers_remove(a->pollers, id);
 	log_info("%s \"%s\" removed by %s", kind_word[kind], ref->name, client_user(c));
 	resp.body_case = DBTD__RESPONSE__BODY_REMOVED;
 	resp.removed = 1;
@@ -580,14 +576,14 @@ do_remove(struct daemon *d, struct client *c, const Dbtd__ObjectRef *ref)
 
 /* Answer a request that created a run (taken): the run, or a stream of it. */
 static void
-reply_new_run(struct daemon *d, struct client *c, Dbtd__Run *run, int watch)
+reply_new_run(struct api *a, struct client *c, Dbtd__Run *run, int watch)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 
 	if (watch && run->status != DBTD__RUN_STATUS__RUN_SKIPPED) {
 		uint64_t id = run->id;
 		dbtd__run__free_unpacked(run, NULL);
-		runs_watch(d->runs, id, c);
+		watch_open(a, c, id);
 		return;
 	}
 	resp.body_case = DBTD__RESPONSE__BODY_RUN;
@@ -599,60 +595,61 @@ reply_new_run(struct daemon *d, struct client *c, Dbtd__Run *run, int watch)
 
 /* job run: Run Now (Manual) or API */
 static void
-do_run_job(struct daemon *d, struct client *c, const Dbtd__RunJob *rj)
+do_run_job(struct api *a, struct client *c, const Dbtd__RunJob *rj)
 {
 	Dbtd__Trigger trig = rj->trigger;
-	struct runs_err e;
+	struct err e;
 	Dbtd__Run *run = NULL;
 	int rc;
 
 	if (trig == DBTD__TRIGGER__TRIGGER_UNSPECIFIED)
 		trig = DBTD__TRIGGER__TRIGGER_API;
 	if (trig != DBTD__TRIGGER__TRIGGER_MANUAL && trig != DBTD__TRIGGER__TRIGGER_API) {
-		client_error(c, E_BAD, "a client may start a run as trigger manual or api, not %s",
+		api_fail(c, ERR_INVALID, "a client may start a run as trigger manual or api, not %s",
 		             trigger_json(trig));
 		return;
 	}
-	rc = runs_trigger(d->runs, rj->job, trig, client_user(c), &run, &e);
+	rc = runs_trigger(a->runs, rj->job, trig, client_user(c), &run, &e);
 	if (rc < 0) {
-		client_error(c, e.code, "%s", e.msg);
+		api_error(c, &e);
 		return;
 	}
-	reply_new_run(d, c, run, rj->watch);
+	reply_new_run(a, c, run, rj->watch);
 }
 
 /* run rerun */
 static void
-do_rerun(struct daemon *d, struct client *c, const Dbtd__RunRef *ref)
+do_rerun(struct api *a, struct client *c, const Dbtd__RunRef *ref)
 {
-	struct runs_err e;
+	struct err e;
 	Dbtd__Run *run = NULL;
 
-	if (runs_rerun(d->runs, ref->id, client_user(c), &run, &e) < 0) {
-		client_error(c, e.code, "%s", e.msg);
+	if (runs_rerun(a->runs, ref->id, client_user(c), &run, &e) < 0) {
+		api_error(c, &e);
 		return;
 	}
-	reply_new_run(d, c, run, ref->watch);
+	reply_new_run(a, c, run, ref->watch);
 }
 
 /* run cancel: the reply follows the run until it has stopped when watch is set */
 static void
-do_cancel_run(struct daemon *d, struct client *c, const Dbtd__RunRef *ref)
+do_cancel_run(struct api *a, struct client *c, const Dbtd__RunRef *ref)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
-	struct runs_err e;
+	struct err e;
 	Dbtd__Run *run;
+	int rc;
 
-	if (runs_cancel(d->runs, ref->id, client_user(c), &e) < 0) {
-		client_error(c, e.code, "%s", e.msg);
+	if (runs_cancel(a->runs, ref->id, client_user(c), &e) < 0) {
+		api_error(c, &e);
 		return;
 	}
 	if (ref->watch) {
-		runs_watch(d->runs, ref->id, c);
+		watch_open(a, c, ref->id);
 		return;
 	}
-	if (runs_get(d->runs, ref->id, &run) < 0) {
-		client_error(c, E_INTERNAL, "cannot read run %llu back", (unsigned long long)ref->id);
+	if ((rc = runs_get(a->runs, ref->id, &run)) < 0) {
+		api_run_error(c, rc, ref->id);
 		return;
 	}
 	resp.body_case = DBTD__RESPONSE__BODY_RUN;
@@ -663,7 +660,7 @@ do_cancel_run(struct daemon *d, struct client *c, const Dbtd__RunRef *ref)
 
 /* run list */
 static void
-do_list_runs(struct daemon *d, struct client *c, const Dbtd__ListRuns *lr)
+do_list_runs(struct api *a, struct client *c, const Dbtd__ListRuns *lr)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__RunList rl = DBTD__RUN_LIST__INIT;
@@ -675,10 +672,10 @@ do_list_runs(struct daemon *d, struct client *c, const Dbtd__ListRuns *lr)
 	col.kind = STORE_JOB; /* no scrubbing */
 	if (limit > 10000)
 		limit = 10000;
-	rc = store_run_list(d->store, &f, lr->before, limit,
+	rc = store_run_list(a->store, &f, lr->before, limit,
 	                    collect_run_cb, &col);
 	if (rc < 0) {
-		client_error(c, E_INTERNAL, "cannot list runs: %s", store_strerror(rc));
+		api_fail(c, store_err_kind(rc), "cannot list runs: %s", store_strerror(rc));
 		collect_free(&col);
 		return;
 	}
@@ -701,36 +698,32 @@ do_list_runs(struct daemon *d, struct client *c, const Dbtd__ListRuns *lr)
 
 /* run view / run watch */
 static void
-do_view_run(struct daemon *d, struct client *c, const Dbtd__RunRef *ref, int watch)
+do_view_run(struct api *a, struct client *c, const Dbtd__RunRef *ref, int watch)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__Run *run;
 	int rc;
 
 	if (watch || ref->watch) {
-		rc = runs_watch(d->runs, ref->id, c);
-	} else {
-		rc = runs_get(d->runs, ref->id, &run);
-		if (rc == 0) {
-			resp.body_case = DBTD__RESPONSE__BODY_RUN;
-			resp.run = run;
-			client_send(c, &resp);
-			dbtd__run__free_unpacked(run, NULL);
-		}
+		watch_open(a, c, ref->id);
+		return;
 	}
-	if (rc == -ENOENT)
-		client_error(c, E_NOTFOUND, "no run %llu; see dbtctl run list",
-		             (unsigned long long)ref->id);
-	else if (rc < 0)
-		client_error(c, E_INTERNAL, "cannot read run %llu: %s",
-		             (unsigned long long)ref->id, store_strerror(rc));
+	rc = runs_get(a->runs, ref->id, &run);
+	if (rc < 0) {
+		api_run_error(c, rc, ref->id);
+		return;
+	}
+	resp.body_case = DBTD__RESPONSE__BODY_RUN;
+	resp.run = run;
+	client_send(c, &resp);
+	dbtd__run__free_unpacked(run, NULL);
 }
 
-/* plugin list: what d->plugins holds, loaded and refused, as loaded at start. */
+/* plugin list: what a->plugins holds, loaded and refused, as loaded at start. */
 static void
-do_list_plugins(struct daemon *d, struct client *c)
+do_list_plugins(struct api *a, struct client *c)
 {
-	const struct plugin_set *ps = &d->plugins;
+	const struct plugin_set *ps = a->plugins;
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__PluginList pl = DBTD__PLUGIN_LIST__INIT;
 	Dbtd__PluginInfo *info = calloc(ps->n + 1, sizeof(*info));
@@ -739,7 +732,7 @@ do_list_plugins(struct daemon *d, struct client *c)
 	Dbtd__PluginRefusal **refp = calloc(ps->nrefused + 1, sizeof(*refp));
 
 	if (info == NULL || infop == NULL || ref == NULL || refp == NULL) {
-		client_error(c, E_INTERNAL, "out of memory listing plugins");
+		api_fail(c, ERR_INTERNAL, "out of memory listing plugins");
 		goto out;
 	}
 	/* borrowed strings: the descriptors and paths outlive the reply */
@@ -775,39 +768,46 @@ out:
 	free(refp);
 }
 
-int
-dispatch_hello(struct daemon *d, struct client *c, const Dbtd__Hello *hello)
+/* Hello: the first request on a connection, and only the first. */
+static void
+do_hello(struct api *a, struct client *c, const Dbtd__Hello *hello)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__HelloReply hr = DBTD__HELLO_REPLY__INIT;
 
-	(void)d;
+	(void)a;
+	if (client_hello_done(c)) {
+		api_fail(c, ERR_INVALID, "Hello was already exchanged on this connection");
+		return;
+	}
 	if (hello->protocol_version != DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
 		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL,
 		             "protocol version %u is not supported: this dbtd speaks version %d; "
 		             "use a dbtctl of the same release", hello->protocol_version,
 		             (int)DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);
-		return -EPROTO;
+		client_close_after_flush(c);
+		return;
 	}
 	hr.protocol_version = DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
 	hr.server = (char *)PACKAGE_NAME " " PACKAGE_VERSION;
 	resp.body_case = DBTD__RESPONSE__BODY_HELLO;
 	resp.hello = &hr;
-	return client_send(c, &resp);
+	if (client_send(c, &resp) == 0)
+		client_set_hello(c);
 }
 
 /* server_info: this dbtd and the format of its store. */
 static void
-do_server_info(struct daemon *d, struct client *c)
+do_server_info(struct api *a, struct client *c)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__ServerInfoReply si = DBTD__SERVER_INFO_REPLY__INIT;
 	Dbtd__StoreFormat *f = NULL;
-	int rc = store_format_info(d->store, &f);
+	int rc = store_format_info(a->store, &f);
 
 	if (rc < 0) {
-		client_error(c, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read the store's format: %s",
-		             store_strerror(rc));
+		api_fail(c, store_err_kind(rc), "cannot read the store's format: %s",
+		         store_strerror(rc));
 		return;
 	}
 	si.server = (char *)PACKAGE_NAME " " PACKAGE_VERSION;
@@ -820,77 +820,207 @@ do_server_info(struct daemon *d, struct client *c)
 	dbtd__store_format__free_unpacked(f, NULL);
 }
 
-void
-dispatch_request(struct daemon *d, struct client *c, const Dbtd__Request *req)
+/* Reply with what an event started (taken). */
+static void
+reply_triggered(struct client *c, Dbtd__Triggered *t)
 {
-	switch (req->body_case) {
-	case DBTD__REQUEST__BODY_ADD_PROJECT:
-		do_add_project(d, c, req->add_project);
-		break;
-	case DBTD__REQUEST__BODY_ADD_ENVIRONMENT:
-		do_add_environment(d, c, req->add_environment);
-		break;
-	case DBTD__REQUEST__BODY_ADD_JOB:
-		do_add_job(d, c, req->add_job);
-		break;
-	case DBTD__REQUEST__BODY_LIST:
-		do_list(d, c, req->list);
-		break;
-	case DBTD__REQUEST__BODY_VIEW:
-		do_view(d, c, req->view);
-		break;
-	case DBTD__REQUEST__BODY_REMOVE:
-		do_remove(d, c, req->remove);
-		break;
-	case DBTD__REQUEST__BODY_RUN_JOB:
-		do_run_job(d, c, req->run_job);
-		break;
-	case DBTD__REQUEST__BODY_LIST_RUNS:
-		do_list_runs(d, c, req->list_runs);
-		break;
-	case DBTD__REQUEST__BODY_VIEW_RUN:
-		do_view_run(d, c, req->view_run, 0);
-		break;
-	case DBTD__REQUEST__BODY_WATCH_RUN:
-		do_view_run(d, c, req->watch_run, 1);
-		break;
-	case DBTD__REQUEST__BODY_CANCEL_RUN:
-		do_cancel_run(d, c, req->cancel_run);
-		break;
-	case DBTD__REQUEST__BODY_RERUN:
-		do_rerun(d, c, req->rerun);
-		break;
-	case DBTD__REQUEST__BODY_LINEAGE:
-		artifacts_lineage(d, c, req->lineage);
-		break;
-	case DBTD__REQUEST__BODY_ARTIFACTS:
-		artifacts_list(d, c, req->artifacts);
-		break;
-	case DBTD__REQUEST__BODY_ARTIFACT:
-		artifacts_send(d, c, req->artifact);
-		break;
-	case DBTD__REQUEST__BODY_READ_LOGS:
-		logs_open(d->logs, c, req->read_logs);
-		break;
-	case DBTD__REQUEST__BODY_WEBHOOK:
-		triggers_webhook(d, c, req->webhook);
-		break;
-	case DBTD__REQUEST__BODY_PIPELINE_EVENT:
-		triggers_pipeline(d, c, req->pipeline_event);
-		break;
-	case DBTD__REQUEST__BODY_LIST_PLUGINS:
-		do_list_plugins(d, c);
-		break;
-	case DBTD__REQUEST__BODY_SERVER_INFO:
-		do_server_info(d, c);
-		break;
-	case DBTD__REQUEST__BODY_HELLO:
-		client_error(c, E_BAD, "Hello was already exchanged on this connection");
-		break;
-	default:
-		client_error(c, DBTD__ERROR_CODE__ERROR_UNIMPLEMENTED,
-		             "%s %s does not know request %d: is the client newer than dbtd?",
-		             PACKAGE_NAME, PACKAGE_VERSION, (int)req->body_case);
-		break;
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+
+	resp.body_case = DBTD__RESPONSE__BODY_TRIGGERED;
+	resp.triggered = t;
+	client_send(c, &resp);
+	triggers_free(t);
+}
+
+/* webhook: a forge's delivery, relayed by a local client */
+static void
+do_webhook(struct api *a, struct client *c, const Dbtd__Webhook *w)
+{
+	Dbtd__Triggered t = DBTD__TRIGGERED__INIT;
+	struct err e;
+
+	if (triggers_webhook(a->runs, client_user(c), w, &t, &e) < 0)
+		api_error(c, &e);
+	else
+		reply_triggered(c, &t);
+}
+
+/* event pipeline: a pipeline finished */
+static void
+do_pipeline_event(struct api *a, struct client *c, const Dbtd__PipelineEvent *p)
+{
+	Dbtd__Triggered t = DBTD__TRIGGERED__INIT;
+	struct err e;
+
+	if (triggers_pipeline(a->runs, client_user(c), p, &t, &e) < 0)
+		api_error(c, &e);
+	else
+		reply_triggered(c, &t);
+}
+
+/*
+ * The request table: one row per request, the handler taking the request's
+ * body.  H() adapts a handler of one body field to the table's shape.
+ */
+#define H(name, call)                                                              \
+	static void h_##name(struct api *a, struct client *c, const Dbtd__Request *req) \
+	{                                                                              \
+		(void)a; (void)req;                                                    \
+		call;                                                                  \
 	}
+H(hello, do_hello(a, c, req->hello))
+H(add_project, do_add_project(a, c, req->add_project))
+H(add_environment, do_add_environment(a, c, req->add_environment))
+H(add_job, do_add_job(a, c, req->add_job))
+H(list, do_list(a, c, req->list))
+H(view, do_view(a, c, req->view))
+H(remove, do_remove(a, c, req->remove))
+H(run_job, do_run_job(a, c, req->run_job))
+H(list_runs, do_list_runs(a, c, req->list_runs))
+H(view_run, do_view_run(a, c, req->view_run, 0))
+H(watch_run, do_view_run(a, c, req->watch_run, 1))
+H(cancel_run, do_cancel_run(a, c, req->cancel_run))
+H(rerun, do_rerun(a, c, req->rerun))
+H(read_logs, logs_open(a, c, req->read_logs))
+H(lineage, artifacts_lineage(a, c, req->lineage))
+H(artifacts, artifacts_list(a, c, req->artifacts))
+H(artifact, artifacts_send(a, c, req->artifact))
+H(webhook, do_webhook(a, c, req->webhook))
+H(pipeline_event, do_pipeline_event(a, c, req->pipeline_event))
+H(list_plugins, do_list_plugins(a, c))
+H(server_info, do_server_info(a, c))
+#undef H
+
+struct handler {
+	Dbtd__Request__BodyCase body;
+	void (*fn)(struct api *a, struct client *c, const Dbtd__Request *req);
+};
+
+#define ROW(NAME, name) { DBTD__REQUEST__BODY_##NAME, h_##name }
+static const struct handler handlers[] = {
+	ROW(HELLO, hello),
+	ROW(ADD_PROJECT, add_project),
+	ROW(ADD_ENVIRONMENT, add_environment),
+	ROW(ADD_JOB, add_job),
+	ROW(LIST, list),
+	ROW(VIEW, view),
+	ROW(REMOVE, remove),
+	ROW(RUN_JOB, run_job),
+	ROW(LIST_RUNS, list_runs),
+	ROW(VIEW_RUN, view_run),
+	ROW(WATCH_RUN, watch_run),
+	ROW(CANCEL_RUN, cancel_run),
+	ROW(RERUN, rerun),
+	ROW(READ_LOGS, read_logs),
+	ROW(LINEAGE, lineage),
+	ROW(ARTIFACTS, artifacts),
+	ROW(ARTIFACT, artifact),
+	ROW(WEBHOOK, webhook),
+	ROW(PIPELINE_EVENT, pipeline_event),
+	ROW(LIST_PLUGINS, list_plugins),
+	ROW(SERVER_INFO, server_info),
+};
+#undef ROW
+
+void
+api_request(void *arg, struct client *c, const Dbtd__Request *req)
+{
+	struct api *a = arg;
+
+	if (!client_hello_done(c) && req->body_case != DBTD__REQUEST__BODY_HELLO) {
+		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL,
+		             "the first request on a connection must be Hello");
+		client_close_after_flush(c);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (handlers[i].body == req->body_case) {
+			handlers[i].fn(a, c, req);
+			return;
+		}
+	client_error(c, DBTD__ERROR_CODE__ERROR_UNIMPLEMENTED,
+	             "%s %s does not know request %d: is the client newer than dbtd?",
+	             PACKAGE_NAME, PACKAGE_VERSION, (int)req->body_case);
+}
+
+/* The wire code of an error kind: the one mapping. */
+static Dbtd__ErrorCode
+wire_code(enum err_kind kind)
+{
+	switch (kind) {
+	case ERR_INVALID: return DBTD__ERROR_CODE__ERROR_BAD_REQUEST;
+	case ERR_NOT_FOUND: return DBTD__ERROR_CODE__ERROR_NOT_FOUND;
+	case ERR_EXISTS: return DBTD__ERROR_CODE__ERROR_EXISTS;
+	case ERR_CONFLICT: return DBTD__ERROR_CODE__ERROR_CONFLICT;
+	case ERR_FAILED: case ERR_NO_SPACE: case ERR_LIMIT:
+		return DBTD__ERROR_CODE__ERROR_FAILED;
+	case ERR_UNSUPPORTED: return DBTD__ERROR_CODE__ERROR_UNIMPLEMENTED;
+	case ERR_NONE: case ERR_INTERNAL: break;
+	}
+	return DBTD__ERROR_CODE__ERROR_INTERNAL;
+}
+
+void
+api_error(struct client *c, const struct err *e)
+{
+	client_error(c, wire_code(e->kind), "%s", e->msg[0] ? e->msg : err_kind_name(e->kind));
+}
+
+void
+api_fail(struct client *c, enum err_kind kind, const char *fmt, ...)
+{
+	struct err e;
+	va_list ap;
+
+	e.kind = kind;
+	e.rc = -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+	va_end(ap);
+	api_error(c, &e);
+}
+
+void
+api_run_error(struct client *c, int rc, uint64_t id)
+{
+	if (rc == -ENOENT)
+		api_fail(c, ERR_NOT_FOUND, "no run %llu; see dbtctl run list", (unsigned long long)id);
+	else
+		api_fail(c, store_err_kind(rc), "cannot read run %llu: %s", (unsigned long long)id,
+		         store_strerror(rc));
+}
+
+void
+api_stream_busy(struct client *c)
+{
+	api_fail(c, ERR_CONFLICT, "a stream (logs, an artifact or a watched run) is already "
+	         "open on this connection; open another connection for a second one");
+}
+
+int
+api_new(struct api **out, const struct api_config *cfg)
+{
+	struct api *a = calloc(1, sizeof(*a));
+
+	if (a == NULL || (a->blob_dir = strdup(cfg->blob_dir)) == NULL) {
+		free(a);
+		return -ENOMEM;
+	}
+	a->loop = cfg->loop;
+	a->store = cfg->store;
+	a->runs = cfg->runs;
+	a->scheduler = cfg->scheduler;
+	a->pollers = cfg->pollers;
+	a->plugins = cfg->plugins;
+	*out = a;
+	return 0;
+}
+
+void
+api_free(struct api *a)
+{
+	if (a == NULL)
+		return;
+	free(a->blob_dir);
+	free(a);
 }

@@ -27,6 +27,9 @@
 /* A store that claims a format newer than this dbtd's. */
 #define STORE_ENEWER (-EPROTO)
 
+/* The store's map is full (LMDB's MDB_MAP_FULL): nothing more can be written. */
+#define STORE_EMAPFULL (-EFBIG)
+
 /*
  * One migration step: takes a store of format `from` to from + 1, inside
  * the write transaction txn (the caller records the new format in the same

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "dbtd.pb-c.h"
+#include "err.h"
 
 struct store;
 
@@ -65,6 +66,12 @@ int store_format_info(struct store *st, Dbtd__StoreFormat **out);
 
 /* store_close - close the environment; NULL is fine. */
 void store_close(struct store *st);
+
+/*
+ * store_err_kind - what a store error code means to a client: not found,
+ * exists, no space (disk or map full: nothing was saved), else internal.
+ */
+enum err_kind store_err_kind(int rc);
 
 /* store_strerror - a message for a store error code (negative errno or MDB_*). */
 const char *store_strerror(int rc);

@@ -38,9 +38,13 @@ store_format_map_rc(int rc)
 	case MDB_SUCCESS: return 0;
 	case MDB_NOTFOUND: return -ENOENT;
 	case MDB_KEYEXIST: return -EEXIST;
-	case MDB_MAP_FULL: return -ENOSPC;
+	case MDB_MAP_FULL: return STORE_EMAPFULL;
 	case MDB_READERS_FULL: return -EAGAIN;
-	default: return rc > 0 ? -rc : -EIO;
+	default:
+		if (rc > 0)
+			return -rc;
+		log_err("store: %s", mdb_strerror(rc));
+		return -EIO;
 	}
 }
 

@@ -6,22 +6,59 @@
 #ifndef DBTD_RUNS_H
 #define DBTD_RUNS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include <ev.h>
+
 #include "dbtd.pb-c.h"
+#include "err.h"
 
-struct daemon;
 struct runs;
-struct client;
+struct store;
+struct plugin_set;
+struct run_watch;
 
-/* An error for a person: a code of the wire protocol and a message. */
-struct runs_err {
-	Dbtd__ErrorCode code;
-	char msg[512];
+/* What run handling works with (borrowed; they outlive it). */
+struct runs_config {
+	struct ev_loop *loop;
+	struct store *store;
+	const struct plugin_set *plugins;  /* given to each runner */
+	const char *work_dir;              /* per-run workspaces */
+	const char *blob_dir;              /* artifact contents */
+	unsigned slots;                    /* concurrent runs */
 };
 
-/* runs_new - set up run handling with `slots` concurrent runs. */
-int runs_new(struct runs **out, struct daemon *d, unsigned slots);
+/* runs_new - set up run handling. 0 or -errno. */
+int runs_new(struct runs **out, const struct runs_config *cfg);
+
+/*
+ * Someone following one run (the api layer's watch and log streams; the
+ * engine knows no client).  state gets every change of the run's state
+ * (the last one final); log every chunk of its step logs as it is stored.
+ * Either may be NULL.  A callback may remove its own watch, no other.
+ */
+struct run_observer_ops {
+	void (*state)(void *arg, const Dbtd__Run *run);
+	void (*log)(void *arg, uint64_t run, uint32_t step, uint32_t seq,
+	            const uint8_t *data, size_t len);
+};
+
+/*
+ * runs_watch_add - call ops for run_id's changes from now on, until
+ * runs_watch_remove.  0 or -ENOMEM.
+ */
+int runs_watch_add(struct runs *r, uint64_t run_id, const struct run_observer_ops *ops,
+                   void *arg, struct run_watch **out);
+
+/* runs_watch_remove - stop calling w's observer and free w; NULL is fine. */
+void runs_watch_remove(struct runs *r, struct run_watch *w);
+
+/* runs_store - the store runs are kept in (for the engine's other modules). */
+struct store *runs_store(const struct runs *r);
+
+/* runs_stopping - dbtd is stopping: start no more runs. */
+void runs_stopping(struct runs *r);
 
 /*
  * runs_recover - after a start: runs left Running by a dbtd that died
@@ -49,7 +86,7 @@ struct run_origin {
  * store) and an origin other than Manual/API/Re-run.
  */
 int runs_start(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
-               Dbtd__Run **out, struct runs_err *e);
+               Dbtd__Run **out, struct err *e);
 
 /*
  * runs_trigger - create a run of job `job` (Queued, or Skipped when the job
@@ -58,7 +95,7 @@ int runs_start(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
  * Returns 0 or -errno with e filled.
  */
 int runs_trigger(struct runs *r, const char *job, Dbtd__Trigger trigger,
-                 const char *triggered_by, Dbtd__Run **out, struct runs_err *e);
+                 const char *triggered_by, Dbtd__Run **out, struct err *e);
 
 /*
  * runs_rerun - a new run of run id's job with trigger Re-run and rerun_of
@@ -66,7 +103,7 @@ int runs_trigger(struct runs *r, const char *job, Dbtd__Trigger trigger,
  * status).  *out as for runs_trigger.
  */
 int runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
-               struct runs_err *e);
+               struct err *e);
 
 /*
  * runs_cancel - cancel run id: a Queued one at once; a Running one by
@@ -74,16 +111,10 @@ int runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
  * (it becomes Canceled when its runner is gone).  Any other status:
  * ERROR_CONFLICT naming it.  0 or -errno with e filled.
  */
-int runs_cancel(struct runs *r, uint64_t id, const char *by, struct runs_err *e);
+int runs_cancel(struct runs *r, uint64_t id, const char *by, struct err *e);
 
-/*
- * runs_watch - send client c the run's current state and then every change
- * until it ends; the last frame has `end` set.  -ENOENT for no such run.
- */
-int runs_watch(struct runs *r, uint64_t id, struct client *c);
-
-/* runs_forget_client - c is going away: stop sending it anything. */
-void runs_forget_client(struct runs *r, struct client *c);
+/* runs_is_final - true for a final status (not Queued or Running). */
+int runs_is_final(Dbtd__RunStatus s);
 
 /* runs_get - the current state of run id (stored).  0 or -errno. */
 int runs_get(struct runs *r, uint64_t id, Dbtd__Run **out);
@@ -92,9 +123,12 @@ int runs_get(struct runs *r, uint64_t id, Dbtd__Run **out);
 unsigned runs_active_count(const struct runs *r);
 
 /*
- * runs_shutdown - dbtd is stopping: stop every run's processes, record
- * those runs as Failed, free everything.
+ * runs_shutdown - dbtd is stopping: stop every run's processes and record
+ * those runs as Failed (observers are told); start nothing more.
  */
+void runs_shutdown(struct runs *r);
+
+/* runs_free - runs_shutdown if not done, then free; NULL is fine. */
 void runs_free(struct runs *r);
 
 #endif /* DBTD_RUNS_H */

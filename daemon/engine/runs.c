@@ -12,15 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "cron.h"
 #include "frame.h"
 #include "log.h"
-#include "logs.h"
 #include "names.h"
 #include "pb.h"
+#include "plugin.h"
 #include "runner.h"
 #include "runs.h"
-#include "server.h"
 #include "store.h"
 #include "util.h"
 
@@ -55,11 +54,12 @@ struct active {
 	ev_timer stop_timer;
 };
 
-/* A client following a run. */
-struct watch {
+/* An observer of one run (see runs_watch_add). */
+struct run_watch {
 	uint64_t run_id;
-	struct client *c;
-	struct watch *next;
+	const struct run_observer_ops *ops;
+	void *arg;
+	struct run_watch *next;
 };
 
 /* A run waiting for a slot (and for the DuckDB file it writes). */
@@ -71,71 +71,99 @@ struct queued {
 };
 
 struct runs {
-	struct daemon *d;
+	struct ev_loop *loop;
+	struct store *store;
+	const struct plugin_set *plugins;
+	char *work_dir;
+	char *blob_dir;
+	int stopping;
 	unsigned slots;
 	unsigned running;
 	struct active *active;
 	struct queued *queue;   /* FIFO */
-	struct watch *watches;
+	struct run_watch *watches;
 };
 
 static void pump(struct runs *r);
 
-/* Fill e with a code and message; returns rc for chaining. */
-static int __attribute__((format(printf, 4, 5)))
-set_err(struct runs_err *e, int rc, Dbtd__ErrorCode code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e) {
-		e->code = code;
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
-/* True for final statuses. */
-static int
-is_final(Dbtd__RunStatus s)
+int
+runs_is_final(Dbtd__RunStatus s)
 {
 	return s != DBTD__RUN_STATUS__RUN_QUEUED && s != DBTD__RUN_STATUS__RUN_RUNNING;
 }
 
-/* Send the run's state to every client watching it; final ends the stream. */
+/* Tell the run's observers of its state (an observer may remove itself). */
 static void
 notify(struct runs *r, const Dbtd__Run *run)
 {
-	Dbtd__Response resp = DBTD__RESPONSE__INIT;
-	struct watch **pw = &r->watches, *w;
-	int final = is_final(run->status);
+	struct run_watch *w, *next;
 
-	resp.body_case = DBTD__RESPONSE__BODY_RUN;
-	resp.run = (Dbtd__Run *)run;
-	resp.end = final;
-	if (final)
-		logs_run_ended(r->d->logs, run);
-	while ((w = *pw) != NULL) {
-		if (w->run_id != run->id) {
-			pw = &w->next;
-			continue;
-		}
-		client_send(w->c, &resp);
-		if (final) {
+	for (w = r->watches; w; w = next) {
+		next = w->next;
+		if (w->run_id == run->id && w->ops->state)
+			w->ops->state(w->arg, run);
+	}
+}
+
+/* Tell the run's observers of a stored chunk of its log. */
+static void
+notify_log(struct runs *r, uint64_t run, uint32_t step, uint32_t seq,
+           const uint8_t *data, size_t len)
+{
+	struct run_watch *w, *next;
+
+	for (w = r->watches; w; w = next) {
+		next = w->next;
+		if (w->run_id == run && w->ops->log)
+			w->ops->log(w->arg, run, step, seq, data, len);
+	}
+}
+
+int
+runs_watch_add(struct runs *r, uint64_t run_id, const struct run_observer_ops *ops,
+               void *arg, struct run_watch **out)
+{
+	struct run_watch *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return -ENOMEM;
+	w->run_id = run_id;
+	w->ops = ops;
+	w->arg = arg;
+	w->next = r->watches;
+	r->watches = w;
+	*out = w;
+	return 0;
+}
+
+void
+runs_watch_remove(struct runs *r, struct run_watch *w)
+{
+	for (struct run_watch **pw = &r->watches; w && *pw; pw = &(*pw)->next)
+		if (*pw == w) {
 			*pw = w->next;
 			free(w);
-		} else {
-			pw = &w->next;
+			return;
 		}
-	}
+}
+
+struct store *
+runs_store(const struct runs *r)
+{
+	return r->store;
+}
+
+void
+runs_stopping(struct runs *r)
+{
+	r->stopping = 1;
 }
 
 /* Commit the run's state, then tell watchers (committed before reported). */
 static void
 save(struct runs *r, const Dbtd__Run *run)
 {
-	int rc = store_run_put(r->d->store, run);
+	int rc = store_run_put(r->store, run);
 
 	if (rc < 0)
 		log_err("run %llu: cannot store its state: %s",
@@ -150,7 +178,7 @@ run_lock(struct runs *r, const Dbtd__Run *run)
 	Dbtd__Environment *env = NULL;
 	char *lock = NULL;
 
-	if (store_obj_get(r->d->store, STORE_ENVIRONMENT, run->env_id,
+	if (store_obj_get(r->store, STORE_ENVIRONMENT, run->env_id,
 	                  (ProtobufCMessage **)&env) < 0)
 		return NULL;
 	if (env->destination && strcmp(env->destination->type, "duckdb") == 0 &&
@@ -271,15 +299,15 @@ out:
 
 /* runs_get, with the error a person sees when it fails. */
 static int
-get_run(struct runs *r, uint64_t id, Dbtd__Run **out, struct runs_err *e)
+get_run(struct runs *r, uint64_t id, Dbtd__Run **out, struct err *e)
 {
 	int rc = runs_get(r, id, out);
 
 	if (rc == -ENOENT)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
+		return err_set(e, rc, ERR_NOT_FOUND,
 		               "no run %llu; see dbtctl run list", (unsigned long long)id);
 	if (rc < 0)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "cannot read run %llu: %s",
+		return err_set(e, rc, store_err_kind(rc), "cannot read run %llu: %s",
 		               (unsigned long long)id, store_strerror(rc));
 	return 0;
 }
@@ -290,7 +318,7 @@ get_run(struct runs *r, uint64_t id, Dbtd__Run **out, struct runs_err *e)
  */
 static int
 create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
-           uint64_t rerun_of, Dbtd__Run **out, struct runs_err *e)
+           uint64_t rerun_of, Dbtd__Run **out, struct err *e)
 {
 	Dbtd__Environment *env = NULL;
 	Dbtd__Run *run = NULL;
@@ -298,21 +326,21 @@ create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 	int rc;
 
 	*out = NULL;
-	rc = store_obj_get(r->d->store, STORE_ENVIRONMENT, job->env_id, (ProtobufCMessage **)&env);
+	rc = store_obj_get(r->store, STORE_ENVIRONMENT, job->env_id, (ProtobufCMessage **)&env);
 	if (rc < 0)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_FAILED,
+		return err_set(e, rc, ERR_FAILED,
 		               "job \"%s\" runs in environment \"%s\", which no longer exists; "
 		               "add it again or remove the job", job->name, job->environment);
-	busy = store_job_active_run(r->d->store, job->id);
+	busy = store_job_active_run(r->store, job->id);
 	run = build_run(job, env, o, busy != 0);
 	dbtd__environment__free_unpacked(env, NULL);
 	if (run == NULL)
-		return set_err(e, -ENOMEM, DBTD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+		return err_set(e, -ENOMEM, store_err_kind(rc), "out of memory");
 	run->rerun_of = rerun_of;
 	if (busy) {
 		Dbtd__Run *other = NULL;
 		char *msg;
-		store_run_get(r->d->store, busy, &other);
+		store_run_get(r->store, busy, &other);
 		msg = xasprintf("job \"%s\" already has run %llu %s", job->name,
 		                (unsigned long long)busy, other ? run_status_json(other->status)
 		                                                : "in progress");
@@ -322,10 +350,10 @@ create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 		free(msg);
 		run->finished_at_ms = run->created_at_ms;
 	}
-	rc = store_run_create(r->d->store, run);
+	rc = store_run_create(r->store, run);
 	if (rc < 0) {
 		dbtd__run__free_unpacked(run, NULL);
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
+		return err_set(e, rc, store_err_kind(rc),
 		               "cannot store the new run: %s", store_strerror(rc));
 	}
 	log_info("run %llu of job \"%s\" created (%s, by %s)%s", (unsigned long long)run->id,
@@ -339,12 +367,12 @@ create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 	rc = enqueue(r, run);
 	dbtd__run__free_unpacked(run, NULL);
 	if (rc < 0)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+		return err_set(e, rc, store_err_kind(rc), "out of memory");
 	pump(r);
 	/* Report the state after the pump: Running when a slot was free. */
 	rc = runs_get(r, id, out);
 	if (rc < 0)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
+		return err_set(e, rc, store_err_kind(rc),
 		               "cannot read run %llu back: %s", (unsigned long long)id,
 		               store_strerror(rc));
 	return 0;
@@ -352,7 +380,7 @@ create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 
 int
 runs_start(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
-           Dbtd__Run **out, struct runs_err *e)
+           Dbtd__Run **out, struct err *e)
 {
 	*out = NULL;
 	return create_run(r, job, o, 0, out, e);
@@ -360,19 +388,19 @@ runs_start(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 
 int
 runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
-             const char *by, Dbtd__Run **out, struct runs_err *e)
+             const char *by, Dbtd__Run **out, struct err *e)
 {
 	struct run_origin o = { .trigger = trigger, .by = by };
 	Dbtd__Job *job = NULL;
 	int rc;
 
 	*out = NULL;
-	rc = store_obj_find(r->d->store, STORE_JOB, jobname, (ProtobufCMessage **)&job);
+	rc = store_obj_find(r->store, STORE_JOB, jobname, (ProtobufCMessage **)&job);
 	if (rc == -ENOENT)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
+		return err_set(e, rc, ERR_NOT_FOUND,
 		               "no job named \"%s\"; see dbtctl job list", jobname);
 	if (rc < 0)
-		return set_err(e, rc, DBTD__ERROR_CODE__ERROR_INTERNAL,
+		return err_set(e, rc, store_err_kind(rc),
 		               "cannot read job \"%s\": %s", jobname, store_strerror(rc));
 	rc = create_run(r, job, &o, 0, out, e);
 	dbtd__job__free_unpacked(job, NULL);
@@ -381,7 +409,7 @@ runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
 
 int
 runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
-           struct runs_err *e)
+           struct err *e)
 {
 	Dbtd__Run *orig = NULL;
 	Dbtd__Job *job = NULL;
@@ -393,12 +421,12 @@ runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
 		return rc;
 	if (orig->status != DBTD__RUN_STATUS__RUN_COMPLETED &&
 	    orig->status != DBTD__RUN_STATUS__RUN_FAILED) {
-		rc = set_err(e, -EBUSY, DBTD__ERROR_CODE__ERROR_CONFLICT,
+		rc = err_set(e, -EBUSY, ERR_CONFLICT,
 		             "run %llu is %s: only completed or failed runs can be re-run",
 		             (unsigned long long)id, run_status_json(orig->status));
 		goto out;
 	}
-	rc = store_obj_get(r->d->store, STORE_JOB, orig->job_id, (ProtobufCMessage **)&job);
+	rc = store_obj_get(r->store, STORE_JOB, orig->job_id, (ProtobufCMessage **)&job);
 	/*
 	 * dbtd 0.1.0 gave a removed job's id to the next job added: a job
 	 * under that id that is younger than the run, or named otherwise, is
@@ -411,7 +439,7 @@ runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
 		rc = -ENOENT;
 	}
 	if (rc < 0) {
-		set_err(e, rc, DBTD__ERROR_CODE__ERROR_NOT_FOUND,
+		err_set(e, rc, ERR_NOT_FOUND,
 		        "job \"%s\" of run %llu no longer exists; it cannot be re-run",
 		        orig->job, (unsigned long long)id);
 		goto out;
@@ -445,7 +473,7 @@ runs_get(struct runs *r, uint64_t id, Dbtd__Run **out)
 		*out = (Dbtd__Run *)pb_clone(&a->run->base);
 		return *out ? 0 : -ENOMEM;
 	}
-	return store_run_get(r->d->store, id, out);
+	return store_run_get(r->store, id, out);
 }
 
 unsigned
@@ -516,18 +544,18 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 		break;
 	case DBTD__RUNNER_EVENT__BODY_LOG: {
 		uint32_t seq = a->log_seq++;
-		int rc = store_log_append(a->r->d->store, run->id, ev->log->step, seq,
+		int rc = store_log_append(a->r->store, run->id, ev->log->step, seq,
 		                          ev->log->data.data, ev->log->data.len);
 		if (rc < 0)
 			log_err("run %llu: cannot store log lines: %s",
 			        (unsigned long long)run->id, store_strerror(rc));
 		else
-			logs_push(a->r->d->logs, run->id, ev->log->step, seq,
-			          ev->log->data.data, ev->log->data.len);
+			notify_log(a->r, run->id, ev->log->step, seq,
+			           ev->log->data.data, ev->log->data.len);
 		break;
 	}
 	case DBTD__RUNNER_EVENT__BODY_LINEAGE: {
-		int rc = store_lineage_put(a->r->d->store, run->id, ev->lineage);
+		int rc = store_lineage_put(a->r->store, run->id, ev->lineage);
 		if (rc < 0)
 			log_err("run %llu: cannot store its lineage: %s", (unsigned long long)run->id,
 			        store_strerror(rc));
@@ -539,7 +567,7 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 			int rc;
 			if (art->path[0] == '/' || strstr(art->path, ".."))
 				continue; /* the runner never sends these; refuse them all the same */
-			rc = store_artifact_put(a->r->d->store, run->id, art);
+			rc = store_artifact_put(a->r->store, run->id, art);
 			if (rc < 0)
 				log_err("run %llu: cannot keep artifact %s: %s", (unsigned long long)run->id,
 				        art->path, store_strerror(rc));
@@ -659,8 +687,8 @@ finish(struct active *a)
 	int failed = 0, canceled = 0, done = 1;
 	int64_t now = now_ms();
 
-	ev_timer_stop(r->d->loop, &a->timeout);
-	ev_timer_stop(r->d->loop, &a->stop_timer);
+	ev_timer_stop(r->loop, &a->timeout);
+	ev_timer_stop(r->loop, &a->stop_timer);
 	if (a->stop != STOP_NONE) {
 		finish_stopped(a, now);
 		goto out;
@@ -717,10 +745,10 @@ active_free(struct active *a)
 	struct runs *r = a->r;
 	struct active **pa;
 
-	ev_io_stop(r->d->loop, &a->io);
-	ev_child_stop(r->d->loop, &a->child);
-	ev_timer_stop(r->d->loop, &a->timeout);
-	ev_timer_stop(r->d->loop, &a->stop_timer);
+	ev_io_stop(r->loop, &a->io);
+	ev_child_stop(r->loop, &a->child);
+	ev_timer_stop(r->loop, &a->timeout);
+	ev_timer_stop(r->loop, &a->stop_timer);
 	if (a->fd >= 0)
 		close(a->fd);
 	for (pa = &r->active; *pa; pa = &(*pa)->next)
@@ -825,7 +853,7 @@ begin_stop(struct active *a, enum stop_reason why)
 	kill(-a->pid, SIGINT);
 	a->stop_stage = 1;
 	ev_timer_set(&a->stop_timer, STOP_GRACE_INT_S, 0.);
-	ev_timer_start(a->r->d->loop, &a->stop_timer);
+	ev_timer_start(a->r->loop, &a->stop_timer);
 }
 
 /* The job's timeout expired. */
@@ -845,20 +873,20 @@ static int
 load_context(struct runs *r, const Dbtd__Run *run, Dbtd__Job **job,
              Dbtd__Environment **env, Dbtd__Project **proj, char **why)
 {
-	int rc = store_obj_get(r->d->store, STORE_JOB, run->job_id, (ProtobufCMessage **)job);
+	int rc = store_obj_get(r->store, STORE_JOB, run->job_id, (ProtobufCMessage **)job);
 
 	if (rc < 0) {
 		*why = xasprintf("job \"%s\" was removed before the run started", run->job);
 		return rc;
 	}
-	rc = store_obj_get(r->d->store, STORE_ENVIRONMENT, (*job)->env_id,
+	rc = store_obj_get(r->store, STORE_ENVIRONMENT, (*job)->env_id,
 	                   (ProtobufCMessage **)env);
 	if (rc < 0) {
 		*why = xasprintf("environment \"%s\" was removed before the run started",
 		                 (*job)->environment);
 		return rc;
 	}
-	rc = store_obj_get(r->d->store, STORE_PROJECT, (*env)->project_id,
+	rc = store_obj_get(r->store, STORE_PROJECT, (*env)->project_id,
 	                   (ProtobufCMessage **)proj);
 	if (rc < 0)
 		*why = xasprintf("project \"%s\" was removed before the run started",
@@ -894,7 +922,7 @@ start_run(struct runs *r, struct queued *q)
 	int sv[2] = { -1, -1 }, rc;
 	pid_t pid, ppid;
 
-	rc = store_run_get(r->d->store, id, &run);
+	rc = store_run_get(r->store, id, &run);
 	if (rc < 0) {
 		log_err("queued run %llu cannot be read: %s", (unsigned long long)id,
 		        store_strerror(rc));
@@ -907,7 +935,7 @@ start_run(struct runs *r, struct queued *q)
 		goto out;
 	}
 	a = calloc(1, sizeof(*a));
-	if (a == NULL || (a->workspace = xasprintf("%s/%llu", r->d->work_dir,
+	if (a == NULL || (a->workspace = xasprintf("%s/%llu", r->work_dir,
 	                                           (unsigned long long)id)) == NULL) {
 		fail_unstarted(r, run, "out of memory");
 		goto out;
@@ -935,11 +963,12 @@ start_run(struct runs *r, struct queued *q)
 	if (pid == 0) {
 		struct runner_spec spec = {
 			.run = run, .job = job, .env = env, .project = proj,
-			.plugins = &r->d->plugins, .workspace = a->workspace, .fd = sv[1],
-			.dbtd_pid = ppid, .blob_dir = r->d->blob_dir,
+			.plugins = r->plugins, .workspace = a->workspace, .fd = sv[1],
+			.dbtd_pid = ppid, .blob_dir = r->blob_dir,
 		};
 		setpgid(0, 0);
 		close(sv[0]);
+		cron_tz_reset(); /* dbt gets dbtd's TZ, not the last schedule's zone */
 		runner_main(&spec);
 	}
 	setpgid(pid, pid); /* also here: no race with an early cancel */
@@ -962,11 +991,11 @@ start_run(struct runs *r, struct queued *q)
 	ev_init(&a->stop_timer, stop_timer_cb);
 	ev_init(&a->timeout, timeout_cb);
 	a->io.data = a->child.data = a->stop_timer.data = a->timeout.data = a;
-	ev_io_start(r->d->loop, &a->io);
-	ev_child_start(r->d->loop, &a->child);
+	ev_io_start(r->loop, &a->io);
+	ev_child_start(r->loop, &a->child);
 	if (a->timeout_s) {
 		ev_timer_set(&a->timeout, (double)a->timeout_s, 0.);
-		ev_timer_start(r->d->loop, &a->timeout);
+		ev_timer_start(r->loop, &a->timeout);
 	}
 	a->next = r->active;
 	r->active = a;
@@ -1019,7 +1048,7 @@ set_waiting(struct runs *r, struct queued *q, char *why)
 	}
 	free(q->waiting);
 	q->waiting = why;
-	if (store_run_get(r->d->store, q->id, &run) < 0)
+	if (store_run_get(r->store, q->id, &run) < 0)
 		return;
 	pb_set_str(&run->waiting_for, why);
 	save(r, run);
@@ -1037,7 +1066,7 @@ pump(struct runs *r)
 	struct queued **pq = &r->queue, *q;
 	char slot_text[64];
 
-	while ((q = *pq) != NULL && !r->d->stopping) {
+	while ((q = *pq) != NULL && !r->stopping) {
 		struct active *holder;
 		if (r->running >= r->slots) {
 			/* the common case of a long queue: no allocation when nothing changed */
@@ -1060,7 +1089,7 @@ pump(struct runs *r)
 }
 
 int
-runs_cancel(struct runs *r, uint64_t id, const char *by, struct runs_err *e)
+runs_cancel(struct runs *r, uint64_t id, const char *by, struct err *e)
 {
 	struct active *a = find_active(r, id);
 	struct queued **pq, *q;
@@ -1083,7 +1112,7 @@ runs_cancel(struct runs *r, uint64_t id, const char *by, struct runs_err *e)
 	if (rc < 0)
 		return rc;
 	if (q == NULL || run->status != DBTD__RUN_STATUS__RUN_QUEUED) {
-		rc = set_err(e, -EBUSY, DBTD__ERROR_CODE__ERROR_CONFLICT,
+		rc = err_set(e, -EBUSY, ERR_CONFLICT,
 		             "run %llu is %s: only queued or running runs can be canceled",
 		             (unsigned long long)id, run_status_json(run->status));
 		dbtd__run__free_unpacked(run, NULL);
@@ -1106,52 +1135,6 @@ runs_cancel(struct runs *r, uint64_t id, const char *by, struct runs_err *e)
 	dbtd__run__free_unpacked(run, NULL);
 	pump(r); /* runs behind it may now say something else */
 	return 0;
-}
-
-int
-runs_watch(struct runs *r, uint64_t id, struct client *c)
-{
-	Dbtd__Response resp = DBTD__RESPONSE__INIT;
-	Dbtd__Run *run;
-	struct watch *w;
-	int rc = runs_get(r, id, &run);
-
-	if (rc < 0)
-		return rc;
-	if (!is_final(run->status)) {
-		w = calloc(1, sizeof(*w));
-		if (w == NULL) {
-			dbtd__run__free_unpacked(run, NULL);
-			return -ENOMEM;
-		}
-		w->run_id = id;
-		w->c = c;
-		w->next = r->watches;
-		r->watches = w;
-	}
-	resp.body_case = DBTD__RESPONSE__BODY_RUN;
-	resp.run = run;
-	resp.end = is_final(run->status);
-	client_send(c, &resp);
-	dbtd__run__free_unpacked(run, NULL);
-	return 0;
-}
-
-void
-runs_forget_client(struct runs *r, struct client *c)
-{
-	struct watch **pw = &r->watches, *w;
-
-	if (r == NULL)
-		return;
-	while ((w = *pw) != NULL) {
-		if (w->c == c) {
-			*pw = w->next;
-			free(w);
-		} else {
-			pw = &w->next;
-		}
-	}
 }
 
 /* Recovery: settle one run a previous dbtd left Queued or Running. */
@@ -1187,7 +1170,7 @@ recover_one(void *arg, Dbtd__Run *run)
 	pb_set_str(&run->error, "dbtd stopped while the run was running");
 	save(r, run);
 	{
-		char *ws = xasprintf("%s/%llu", r->d->work_dir, (unsigned long long)run->id);
+		char *ws = xasprintf("%s/%llu", r->work_dir, (unsigned long long)run->id);
 		if (ws)
 			rm_rf(ws);
 		free(ws);
@@ -1201,30 +1184,41 @@ recover_one(void *arg, Dbtd__Run *run)
 int
 runs_recover(struct runs *r)
 {
-	int rc = store_runs_active(r->d->store, recover_one, r);
+	int rc = store_runs_active(r->store, recover_one, r);
 
 	pump(r);
 	return rc;
 }
 
 int
-runs_new(struct runs **out, struct daemon *d, unsigned slots)
+runs_new(struct runs **out, const struct runs_config *cfg)
 {
 	struct runs *r = calloc(1, sizeof(*r));
 
 	if (r == NULL)
 		return -ENOMEM;
-	r->d = d;
-	r->slots = slots ? slots : 1;
+	r->loop = cfg->loop;
+	r->store = cfg->store;
+	r->plugins = cfg->plugins;
+	r->work_dir = strdup(cfg->work_dir);
+	r->blob_dir = strdup(cfg->blob_dir);
+	r->slots = cfg->slots ? cfg->slots : 1;
+	if (r->work_dir == NULL || r->blob_dir == NULL) {
+		free(r->work_dir);
+		free(r->blob_dir);
+		free(r);
+		return -ENOMEM;
+	}
 	*out = r;
 	return 0;
 }
 
 void
-runs_free(struct runs *r)
+runs_shutdown(struct runs *r)
 {
 	if (r == NULL)
 		return;
+	r->stopping = 1;
 	while (r->active) {
 		struct active *a = r->active;
 		int st = 0;
@@ -1246,15 +1240,25 @@ runs_free(struct runs *r)
 		finish(a);
 		active_free(a);
 	}
+}
+
+void
+runs_free(struct runs *r)
+{
+	if (r == NULL)
+		return;
+	runs_shutdown(r);
 	while (r->queue) {
 		struct queued *q = r->queue;
 		r->queue = q->next;
 		queued_free(q);
 	}
 	while (r->watches) {
-		struct watch *w = r->watches;
+		struct run_watch *w = r->watches;
 		r->watches = w->next;
 		free(w);
 	}
+	free(r->work_dir);
+	free(r->blob_dir);
 	free(r);
 }

@@ -1,0 +1,47 @@
+/*
+ * api_int.h - shared by the files of api/ only: the handlers' context, the
+ * one place errors become wire errors, and the stream handlers.
+ */
+#ifndef DBTD_API_INT_H
+#define DBTD_API_INT_H
+
+#include "api.h"
+#include <stdint.h>
+
+#include "err.h"
+
+struct api {
+	struct ev_loop *loop;
+	struct store *store;
+	struct runs *runs;
+	struct scheduler *scheduler;
+	struct pollers *pollers;
+	const struct plugin_set *plugins;
+	char *blob_dir;
+};
+
+/* api_error - reply e to c as a wire Error (kinds become wire codes here only). */
+void api_error(struct client *c, const struct err *e);
+
+/* api_fail - api_error of a formatted message of kind. */
+void api_fail(struct client *c, enum err_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* api_run_error - reply why run id cannot be read (rc from runs_get). */
+void api_run_error(struct client *c, int rc, uint64_t id);
+
+/* api_stream_busy - refuse a second stream on c, saying so. */
+void api_stream_busy(struct client *c);
+
+/* logs.c: run logs (the stored lines, then with follow the new ones). */
+void logs_open(struct api *a, struct client *c, const Dbtd__ReadLogs *req);
+
+/* watch.c: a run's state, then every change until it is final. */
+void watch_open(struct api *a, struct client *c, uint64_t run_id);
+
+/* artifacts.c: a run's lineage, its artifact list, one artifact's content. */
+void artifacts_lineage(struct api *a, struct client *c, const Dbtd__RunRef *ref);
+void artifacts_list(struct api *a, struct client *c, const Dbtd__RunRef *ref);
+void artifacts_send(struct api *a, struct client *c, const Dbtd__ArtifactRef *ref);
+
+#endif /* DBTD_API_INT_H */
