@@ -546,14 +546,15 @@ cmd_run_artifact(struct dbtctl_opts *o, const struct command *cmd, int argc,
 		rc = conn_recv(&c, &r);
 		if (rc < 0) {
 			fflush(stdout);
-			if (rc == -ECONNRESET || rc == -EPROTO)
+			if (rc == -ECONNRESET || rc == -EPROTO) {
 				fprintf(stderr, "dbtctl: dbtd at %s closed the connection before the "
 				        "end of %s (%" PRIu64 " bytes received)\n", c.path, ref.path,
 				        bytes);
-			else
-				transport_error(&c, rc);
+				rc = DBTCTL_EXIT_FAILED;
+			} else {
+				rc = transport_error(&c, rc);
+			}
 			r = NULL;
-			rc = DBTCTL_EXIT_FAILED;
 			goto out;
 		}
 		if (r->body_case == DBTD__RESPONSE__BODY__NOT_SET && r->end)

@@ -353,11 +353,19 @@ reply_check(const Dbtd__Response *r, Dbtd__Response__BodyCase want,
 	return 0;
 }
 
-/* Print why the connection failed after Hello.  Returns exit status 1. */
+/* Print why the connection failed after Hello.  Exit status 1, or 5 for a timeout. */
 int
 transport_error(const struct conn *c, int err)
 {
+	char waiting[sizeof(c->what) + 64];
+
 	switch (err) {
+	case -ETIMEDOUT:
+		conn_waiting_for(c, waiting, sizeof(waiting));
+		fprintf(stderr, "dbtctl: no reply from dbtd at %s within %u s (waiting for %s); "
+		        "dbtd may be overloaded or stuck; see its log (journalctl -u dbtd), "
+		        "or raise --timeout\n", c->path, c->timeout_s, waiting);
+		return DBTCTL_EXIT_TIMEOUT;
 	case -ECONNRESET:
 		fprintf(stderr, "dbtctl: dbtd at %s closed the connection without "
 		        "answering; see dbtd's log (journalctl -u dbtd)\n", c->path);
@@ -386,7 +394,7 @@ transport_error(const struct conn *c, int err)
 static int
 session_open(const struct dbtctl_opts *o, struct conn *c)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], words[64];
 	Dbtd__Response *r = NULL;
 	int rc;
 
@@ -404,14 +412,22 @@ session_open(const struct dbtctl_opts *o, struct conn *c)
 		        "(set --socket or DBTD_SOCKET)\n", path, strerror(-rc));
 		return DBTCTL_EXIT_UNREACHABLE;
 	}
+	conn_set_timeout(c, o->timeout_s);
+	if (o->cmd != NULL) { /* its options parsed, its arguments are argv[optind..] */
+		snprintf(words, sizeof(words), "%s %s", o->cmd->group, o->cmd->name);
+		conn_describe(c, words, optind > 0 ? o->argc - optind : 0, o->argv + optind);
+	} else {
+		conn_describe(c, "version", 0, NULL);
+	}
 
 	rc = conn_hello(c, "dbtctl " PACKAGE_VERSION, &r);
+	if (rc == -ETIMEDOUT) {
+		rc = transport_error(c, rc);
+		conn_close(c);
+		return rc;
+	}
 	if (rc < 0) {
-		if (rc == -ETIMEDOUT)
-			fprintf(stderr, "dbtctl: dbtd at %s did not answer within %d s; "
-			        "see dbtd's log (journalctl -u dbtd)\n", path,
-			        CONN_HELLO_TIMEOUT);
-		else if (rc == -ECONNRESET || rc == -EPIPE)
+		if (rc == -ECONNRESET || rc == -EPIPE)
 			fprintf(stderr, "dbtctl: dbtd at %s closed the connection at once; "
 			        "is dbtd running? see its log (journalctl -u dbtd)\n", path);
 		else if (rc == -EBADMSG || rc == -EPROTO || rc == -ERANGE)
@@ -1303,6 +1319,8 @@ follow_run(const struct dbtctl_opts *o, struct conn *c, Dbtd__Response *first,
 	const Dbtd__Run *run;
 	int rc;
 
+	/* dbtd answered; a run may now be quiet for as long as a model runs */
+	conn_set_timeout(c, 0);
 	out_progress_init(&prog);
 	for (;;) {
 		if (show && out_progress_update(&o->style, &prog, last->run, now_ms()) < 0) {
@@ -1318,13 +1336,14 @@ follow_run(const struct dbtctl_opts *o, struct conn *c, Dbtd__Response *first,
 		if (rc < 0) {
 			out_progress_free(&prog);
 			fflush(stdout);
-			if (rc == -ECONNRESET || rc == -EPROTO)
+			if (rc == -ECONNRESET || rc == -EPROTO) {
 				fprintf(stderr, "dbtctl: dbtd at %s closed the connection before run %"
 				        PRIu64 " ended; follow it with dbtctl run watch %" PRIu64 "\n",
 				        c->path, last->run->id, last->run->id);
-			else
-				transport_error(c, rc);
-			rc = DBTCTL_EXIT_FAILED;
+				rc = DBTCTL_EXIT_FAILED;
+			} else {
+				rc = transport_error(c, rc);
+			}
 			goto out;
 		}
 		if (r->body_case == DBTD__RESPONSE__BODY__NOT_SET && r->end) {
@@ -1511,7 +1530,7 @@ cmd_run_cancel(struct dbtctl_opts *o, const struct command *cmd, int argc,
 			if (next)
 				dbtd__response__free_unpacked(next, NULL);
 			request_done(&c, r);
-			return DBTCTL_EXIT_FAILED;
+			return rrc == -ETIMEDOUT ? DBTCTL_EXIT_TIMEOUT : DBTCTL_EXIT_FAILED;
 		}
 		dbtd__response__free_unpacked(r, NULL);
 		r = next;
@@ -1707,6 +1726,7 @@ fetch_run(const struct dbtctl_opts *o, uint64_t id)
 		return NULL;
 	if (conn_connect(&c, path) < 0)
 		return NULL;
+	conn_set_timeout(&c, o->timeout_s);
 	if (conn_hello(&c, "dbtctl " PACKAGE_VERSION, &r) < 0) {
 		conn_close(&c);
 		return NULL;
@@ -1995,6 +2015,8 @@ cmd_run_logs(struct dbtctl_opts *o, const struct command *cmd, int argc,
 	rl.run = ref.id;
 	req.body_case = DBTD__REQUEST__BODY_READ_LOGS;
 	req.read_logs = &rl;
+	if (rl.follow) /* dbtd answered the view; a queued run may log nothing for long */
+		conn_set_timeout(&c, 0);
 	rc = conn_send(&c, &req);
 	if (rc < 0) {
 		rc = transport_error(&c, rc);
@@ -2005,12 +2027,13 @@ cmd_run_logs(struct dbtctl_opts *o, const struct command *cmd, int argc,
 		if (rc < 0) {
 			out_logs_finish(lg);
 			fflush(out);
-			if (rc == -ECONNRESET || rc == -EPROTO)
+			if (rc == -ECONNRESET || rc == -EPROTO) {
 				fprintf(stderr, "dbtctl: dbtd at %s closed the connection before the "
 				        "end of the log of run %" PRIu64 "\n", c.path, ref.id);
-			else
-				transport_error(&c, rc);
-			rc = DBTCTL_EXIT_FAILED;
+				rc = DBTCTL_EXIT_FAILED;
+			} else {
+				rc = transport_error(&c, rc);
+			}
 			goto out;
 		}
 		ended = r->end;
@@ -2574,7 +2597,7 @@ alias(const char *word)
 void
 commands_usage(FILE *f)
 {
-	fprintf(f, "usage: dbtctl [--socket PATH] [--json] COMMAND [ARGS...]\n\n"
+	fprintf(f, "usage: dbtctl [--socket PATH] [--timeout SECONDS] [--json] COMMAND [ARGS...]\n\n"
 	        "Commands:\n");
 	for (size_t i = 0; i < ncommands; i++) {
 		char words[32];
@@ -2588,11 +2611,14 @@ commands_usage(FILE *f)
 	        "  --socket PATH      dbtd's socket (default: $DBTD_SOCKET, else\n"
 	        "                     /run/dbtd/dbtd.sock for root, else\n"
 	        "                     $XDG_RUNTIME_DIR/dbtd/dbtd.sock)\n"
+	        "  --timeout SECONDS  give up when dbtd does not answer within SECONDS\n"
+	        "                     (default: $DBTCTL_TIMEOUT, else 30; 0: wait forever);\n"
+	        "                     a followed run or log may stay quiet for longer\n"
 	        "  --json             print JSON instead of text (anywhere on the line)\n"
 	        "  -h, --help         show this help; 'dbtctl COMMAND --help' for one command\n"
 	        "  --version          print dbtctl's version\n"
 	        "\nExit status: 0 ok, 1 the operation failed, 2 usage error, "
-	        "3 cannot reach dbtd, 4 no such object.\n");
+	        "3 cannot reach dbtd, 4 no such object,\n5 dbtd did not answer in time.\n");
 }
 
 /* Find the command named by the first words of argv and run it. */
@@ -2633,6 +2659,9 @@ commands_run(struct dbtctl_opts *o, int argc, char **argv)
 	for (size_t k = 0; k < ncommands; k++) {
 		if (strcmp(commands[k].group, group) == 0 && strcmp(commands[k].name, name) == 0) {
 			optind = 0; /* a fresh getopt scan of the command's arguments */
+			o->cmd = &commands[k];
+			o->argc = argc - i;
+			o->argv = argv + i;
 			return commands[k].run(o, &commands[k], argc - i, argv + i);
 		}
 	}

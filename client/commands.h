@@ -19,13 +19,22 @@ enum dbtctl_exit {
 	DBTCTL_EXIT_USAGE = 2,       /* usage error or a request dbtd refused */
 	DBTCTL_EXIT_UNREACHABLE = 3, /* cannot reach dbtd */
 	DBTCTL_EXIT_NOT_FOUND = 4,   /* no such object */
+	DBTCTL_EXIT_TIMEOUT = 5,     /* dbtd did not answer within --timeout */
 };
+
+struct command;
 
 /* The options that hold for the whole invocation. */
 struct dbtctl_opts {
 	const char *socket;     /* --socket PATH, or NULL for the default */
 	bool json;              /* --json: print JSON instead of text */
+	unsigned timeout_s;     /* --timeout / $DBTCTL_TIMEOUT; 0: wait forever */
 	struct out_style style; /* how human output looks */
+	/* the command running and its words (argv[0] its name), set by
+	 * commands_run: what a message about its request names */
+	const struct command *cmd;
+	int argc;
+	char **argv;
 };
 
 /*
@@ -45,7 +54,6 @@ void commands_usage(FILE *f);
  * A command is one entry of commands.c's table; its function gets that
  * entry (opaque here) for usage messages and --help.
  */
-struct command;
 struct conn;
 
 /* Option values next_opt handles itself; other files number their own from
@@ -92,7 +100,8 @@ void request_done(struct conn *c, Dbtd__Response *r);
 /* reply_check - 0 when r is a `want`, else the exit status after saying why. */
 int reply_check(const Dbtd__Response *r, Dbtd__Response__BodyCase want,
                 const char *hint);
-/* transport_error - say why the connection failed after Hello; returns 1. */
+/* transport_error - say why the connection failed after Hello; returns 1,
+ * or 5 when dbtd did not answer in time. */
 int transport_error(const struct conn *c, int err);
 /* print_json - print v (taking it) indented on stdout; exit status. */
 int print_json(json_t *v);

@@ -2,24 +2,54 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
 
-/* Set the receive timeout of fd to secs seconds (0: wait forever). */
-static int
-set_recv_timeout(int fd, int secs)
+/* Milliseconds on the monotonic clock. */
+static int64_t
+mono_ms(void)
 {
-	struct timeval tv = { .tv_sec = secs, .tv_usec = 0 };
+	struct timespec ts;
 
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
-		return -errno;
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait until fd is readable, has hung up or failed, or deadline (monotonic
+ * ms; -1: none) has passed.  A signal does not end the wait early.
+ * Returns 0, -ETIMEDOUT, or -errno of poll(2).
+ */
+static int
+wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int ms = -1, n;
+
+		if (deadline >= 0) {
+			int64_t left = deadline - mono_ms();
+
+			if (left <= 0)
+				return -ETIMEDOUT;
+			ms = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		n = poll(&p, 1, ms);
+		if (n > 0)
+			return 0; /* POLLIN, POLLHUP or POLLERR: the read tells which */
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		/* timed out or interrupted: the loop checks the time left */
+	}
 }
 
 /* Resolve the socket path: --socket, $DBTD_SOCKET, or the default. */
@@ -55,6 +85,7 @@ conn_connect(struct conn *c, const char *path)
 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
+	c->timeout_s = CONN_TIMEOUT_DEFAULT;
 	frame_buf_init(&c->fb);
 	if (n == 0 || n >= sizeof(sa.sun_path) || n >= sizeof(c->path))
 		return n == 0 ? -ENOENT : -ENAMETOOLONG;
@@ -79,27 +110,85 @@ conn_connect(struct conn *c, const char *path)
 	return 0;
 }
 
-/* Send one Request frame. */
+/* Bound each later wait for a frame to secs seconds (0: none). */
+void
+conn_set_timeout(struct conn *c, unsigned secs)
+{
+	c->timeout_s = secs;
+}
+
+/* Name the request for messages: cmd and its arguments, cut to fit. */
+void
+conn_describe(struct conn *c, const char *cmd, int nargs, char *const *args)
+{
+	static const char more[] = "...";
+	size_t len = sizeof(c->what), n;
+	int w;
+
+	w = snprintf(c->what, len, "%s", cmd);
+	for (int i = 0; w >= 0 && (size_t)w < len && i < nargs; i++)
+		w += snprintf(c->what + w, len - (size_t)w, " %s", args[i]);
+	if (w < 0) {
+		c->what[0] = '\0';
+	} else if ((size_t)w >= len) {
+		n = len - sizeof(more);
+		memcpy(c->what + n, more, sizeof(more));
+	}
+}
+
+/* What c waits for, for a message after a timeout. */
+void
+conn_waiting_for(const struct conn *c, char *buf, size_t len)
+{
+	const char *what = c->what[0] ? c->what : NULL;
+
+	if (!c->hello_done)
+		snprintf(buf, len, "the answer to Hello%s%s%s", what ? ", before \"" : "",
+		         what ? what : "", what ? "\"" : "");
+	else
+		snprintf(buf, len, "%sthe reply to %s%s%s", c->frames ? "more of " : "",
+		         what ? "\"" : "", what ? what : "the request", what ? "\"" : "");
+}
+
+/* Send one Request frame; what comes next is the first frame of its reply. */
 int
 conn_send(struct conn *c, const Dbtd__Request *req)
 {
+	c->frames = 0;
 	return frame_send(c->fd, &req->base);
 }
 
-/* Read and decode one Response frame. */
+/*
+ * Read and decode one Response frame, the whole frame within the timeout:
+ * poll(2) with the time left before each read(2).
+ */
 int
 conn_recv(struct conn *c, Dbtd__Response **out)
 {
+	int64_t deadline = c->timeout_s ? mono_ms() + (int64_t)c->timeout_s * 1000 : -1;
 	const uint8_t *payload;
 	size_t plen;
 	int rc;
 
 	*out = NULL;
-	rc = frame_recv(&c->fb, c->fd, &payload, &plen);
-	if (rc == 0)
-		return -ECONNRESET;
-	if (rc < 0)
-		return rc;
+	for (;;) {
+		ssize_t n;
+
+		rc = frame_buf_next(&c->fb, &payload, &plen);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			break;
+		rc = wait_readable(c->fd, deadline);
+		if (rc < 0)
+			return rc;
+		n = frame_buf_fill(&c->fb, c->fd);
+		if (n == 0)
+			return frame_buf_pending(&c->fb) ? -EPROTO : -ECONNRESET;
+		if (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK)
+			return (int)n;
+	}
+	c->frames++;
 	*out = dbtd__response__unpack(NULL, plen, payload);
 	if (*out == NULL)
 		return -EBADMSG;
@@ -119,7 +208,7 @@ conn_call(struct conn *c, const Dbtd__Request *req, Dbtd__Response **out)
 	return conn_recv(c, out);
 }
 
-/* Exchange Hello with dbtd, waiting at most CONN_HELLO_TIMEOUT seconds. */
+/* Exchange Hello with dbtd, waiting as conn_recv does. */
 int
 conn_hello(struct conn *c, const char *client, Dbtd__Response **reply)
 {
@@ -133,14 +222,9 @@ conn_hello(struct conn *c, const char *client, Dbtd__Response **reply)
 	req.body_case = DBTD__REQUEST__BODY_HELLO;
 	req.hello = &hello;
 
-	rc = set_recv_timeout(c->fd, CONN_HELLO_TIMEOUT);
-	if (rc < 0)
-		return rc;
 	rc = conn_call(c, &req, reply);
-	if (rc == -EAGAIN || rc == -EWOULDBLOCK)
-		rc = -ETIMEDOUT;
 	if (rc == 0)
-		rc = set_recv_timeout(c->fd, 0);
+		c->hello_done = true;
 	if (rc < 0 && *reply != NULL) {
 		dbtd__response__free_unpacked(*reply, NULL);
 		*reply = NULL;

@@ -10,6 +10,30 @@
 #include <errno.h>
 
 #include "commands.h"
+#include "conn.h"
+
+/* Largest --timeout (11.5 days); 0 already means no bound. */
+#define TIMEOUT_MAX 1000000u
+
+/* Parse the seconds of --timeout or $DBTCTL_TIMEOUT (what names it).  0 or -EINVAL. */
+static int
+parse_timeout(const char *what, const char *s, unsigned *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	if (s[0] >= '0' && s[0] <= '9') {
+		v = strtoul(s, &end, 10);
+		if (errno == 0 && *end == '\0' && v <= TIMEOUT_MAX) {
+			*out = (unsigned)v;
+			return 0;
+		}
+	}
+	fprintf(stderr, "dbtctl: %s \"%s\" is not a number of seconds from 0 (wait "
+	        "forever) to %u\n", what, s, TIMEOUT_MAX);
+	return -EINVAL;
+}
 
 /* Flush stdout; report a write error other than a closed pipe.  Exit status. */
 static int
@@ -27,15 +51,17 @@ finish_output(int rc)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_SOCKET = 256, OPT_JSON, OPT_VERSION };
+	enum { OPT_SOCKET = 256, OPT_JSON, OPT_VERSION, OPT_TIMEOUT };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct dbtctl_opts o = { 0 };
+	struct dbtctl_opts o = { .timeout_s = CONN_TIMEOUT_DEFAULT };
+	const char *env_timeout = getenv("DBTCTL_TIMEOUT");
 	int c, rc;
 
 	/* Numbers stay "1.5s" whatever the locale; text follows it. */
@@ -53,6 +79,11 @@ main(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			o.json = true;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_timeout("--timeout", optarg, &o.timeout_s) < 0)
+				return DBTCTL_EXIT_USAGE;
+			env_timeout = NULL; /* the option wins */
 			break;
 		case 'h':
 			commands_usage(stdout);
@@ -74,9 +105,12 @@ main(int argc, char **argv)
 			return DBTCTL_EXIT_USAGE;
 		}
 	}
+	if (env_timeout != NULL && env_timeout[0] != '\0' &&
+	    parse_timeout("DBTCTL_TIMEOUT", env_timeout, &o.timeout_s) < 0)
+		return DBTCTL_EXIT_USAGE;
 	if (optind >= argc) {
 		fprintf(stderr, "dbtctl: no command given\n"
-		        "usage: dbtctl [--socket PATH] [--json] COMMAND [ARGS...]\n"
+		        "usage: dbtctl [--socket PATH] [--timeout SECONDS] [--json] COMMAND [ARGS...]\n"
 		        "Try 'dbtctl --help' for the list of commands.\n");
 		return DBTCTL_EXIT_USAGE;
 	}
