@@ -14,6 +14,8 @@
 
 #include "frame.h"
 #include "host.h"
+#include "log.h"
+#include "mask.h"
 #include "names.h"
 #include "pb.h"
 #include "util.h"
@@ -48,27 +50,14 @@ host_flush(struct host_run *hr)
 	return rc;
 }
 
-/* Replace every secret in text[0..len) by "***"; returns a malloc'd copy. */
+/* Copy text[0..len) with the run's secrets masked (mask.h); malloc'd, or NULL. */
 static char *
 mask(const struct host_run *hr, const char *text, size_t len, size_t *outlen)
 {
-	char *out = malloc(len + 1);
+	char *out;
 
-	if (out == NULL)
+	if (mask_apply(text, len, (const char *const *)hr->secrets, hr->nsecrets, &out, outlen) < 0)
 		return NULL;
-	memcpy(out, text, len);
-	out[len] = '\0';
-	for (size_t i = 0; i < hr->nsecrets; i++) {
-		const char *s = hr->secrets[i];
-		size_t sl = strlen(s);
-		char *p;
-		while ((p = memmem(out, len, s, sl)) != NULL) {
-			memmove(p + 3, p + sl, len - (size_t)(p - out) - sl + 1);
-			memcpy(p, "***", 3);
-			len = len - sl + 3;
-		}
-	}
-	*outlen = len;
 	return out;
 }
 
@@ -223,12 +212,18 @@ host_param_add(struct host_run *hr, const char *key, const char *value)
 }
 
 int
-host_secret_add(struct host_run *hr, const char *value)
+host_secret_add(struct host_run *hr, const char *key, const char *value)
 {
 	char **p;
 
 	if (!pb_str_set(value))
 		return 0;
+	if (!mask_usable(value)) {
+		const char *run = kv_find(hr->params, hr->nparams, "run.id");
+		log_warn("run %s: %s is shorter than %d bytes, so it is not masked in step logs",
+		         run ? run : "?", key, MASK_MIN_LEN);
+		return 0;
+	}
 	p = realloc(hr->secrets, (hr->nsecrets + 1) * sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;

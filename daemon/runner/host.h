@@ -50,8 +50,12 @@ const struct dbtd_host *host_table(void);
 /* host_param_add - add a run parameter (copied). 0 or -ENOMEM. */
 int host_param_add(struct host_run *hr, const char *key, const char *value);
 
-/* host_secret_add - mask value in every log line from now on. */
-int host_secret_add(struct host_run *hr, const char *value);
+/*
+ * host_secret_add - mask value in every log line from now on.  key names the
+ * secret in dbtd's log, never its value: an empty value is ignored, one
+ * shorter than MASK_MIN_LEN bytes is not masked and dbtd warns.  0 or -ENOMEM.
+ */
+int host_secret_add(struct host_run *hr, const char *key, const char *value);
 
 /* host_log_text - log a formatted line of a step (stream INFO). */
 void host_log_text(dbtd_step_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

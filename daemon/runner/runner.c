@@ -141,9 +141,9 @@ runner_params(struct host_run *hr, const struct runner_spec *sp)
 		param_uint(hr, "dest.threads", d->threads);
 	if (pb_str_set(d->password)) {
 		host_param_add(hr, "secret.dest.password", d->password);
-		host_secret_add(hr, d->password);
+		host_secret_add(hr, "secret.dest.password", d->password);
 	}
-	host_secret_add(hr, sp->project->webhook_secret);
+	host_secret_add(hr, "the project's webhook secret", sp->project->webhook_secret);
 }
 
 /* Tell dbtd a step started. */

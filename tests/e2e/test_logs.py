@@ -117,6 +117,33 @@ def test_download_is_exact_and_odd_bytes_survive(dbtd, repo, workdir):
     assert open(out2, "rb").read() == data
 
 
+def test_secrets_are_masked_but_short_ones_only_warned_about(dbtd, repo, workdir):
+    """A secret is masked in every stored line.  One under 4 bytes would shred
+    every line if masked: it is left alone, and dbtd's log names it, not its
+    value, once per run."""
+    dbt = wrapper(workdir, 'echo "token Q7 and Q7Q7, hook s3cret-hook-42 in s3cret-hook-42!"\n'
+                  'exit 0')
+    for project, secret in (("short", "Q7"), ("long", "s3cret-hook-42")):
+        env = dict(os.environ, HOOK_SECRET=secret)
+        dbtd.ok("project", "add", project, "--repo", repo, "--webhook-secret-env", "HOOK_SECRET",
+                env=env)
+        dbtd.ok("env", "add", f"{project}-env", "--project", project, "--branch", "main",
+                "--destination", "duckdb", "--path", os.path.join(workdir, f"{project}.duckdb"),
+                "--dbt", dbt)
+        dbtd.ok("job", "add", f"{project}-job", "--env", f"{project}-env",
+                "--command", "dbt build")
+    short = dbtd.json("job", "run", "short-job", "--wait")
+    long = dbtd.json("job", "run", "long-job", "--wait")
+    texts = {r: [l["text"] for l in log_lines(dbtd, r)] for r in (short["id"], long["id"])}
+    assert "token Q7 and Q7Q7, hook s3cret-hook-42 in s3cret-hook-42!" in texts[short["id"]]
+    assert "token Q7 and Q7Q7, hook *** in ***!" in texts[long["id"]]
+    assert not any("s3cret-hook-42" in t for t in texts[long["id"]])
+    warned = [l for l in dbtd.log().splitlines() if "is shorter than 4 bytes" in l]
+    assert len(warned) == 1, dbtd.log()
+    assert f"run {short['id']}: the project's webhook secret is shorter" in warned[0]
+    assert "Q7" not in warned[0]
+
+
 def test_follow_sees_lines_before_the_step_ends(dbtd, repo, workdir):
     dbt = wrapper(workdir, 'if [ "$1" = build ]; then for i in 1 2 3 4 5 6 7 8 9 10; do '
                            'echo "tick $i"; sleep 0.3; done; fi')
