@@ -16,6 +16,7 @@
 #include "frame.h"
 #include "log.h"
 #include "server.h"
+#include "sockpath.h"
 #include "util.h"
 
 #define CLIENT_STALL_S 5.0             /* a half frame may wait this long */
@@ -522,29 +523,12 @@ server_start(struct server **out, struct ev_loop *loop, const struct server_hand
 	return 0;
 }
 
-/* Unlink a socket file nobody answers on; -EADDRINUSE when someone does. */
-static int
-clear_stale_socket(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
-
-	if (fd < 0)
-		return -errno;
-	rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	close(fd);
-	if (rc == 0)
-		return -EADDRINUSE;
-	if (errno == ECONNREFUSED)
-		unlink(sa->sun_path);
-	return 0;
-}
-
 int
 server_listen(struct server **out, struct ev_loop *loop, const struct server_handler *h,
               const char *path, mode_t mode)
 {
 	struct sockaddr_un sa;
-	char *dir, *slash;
+	char *why = NULL;
 	mode_t old;
 	int fd, rc;
 
@@ -556,23 +540,13 @@ server_listen(struct server **out, struct ev_loop *loop, const struct server_han
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, path);
-	dir = strdup(path);
-	if (dir == NULL)
-		return -ENOMEM;
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		rc = mkdir_p(dir, 0755);
-		if (rc < 0) {
-			log_err("cannot create socket directory %s: %s", dir, strerror(-rc));
-			free(dir);
-			return rc;
-		}
-	}
-	free(dir);
-	rc = clear_stale_socket(&sa);
-	if (rc == -EADDRINUSE) {
-		log_err("another dbtd is already serving %s; stop it or choose another --socket", path);
+	rc = sockpath_prepare(path, mode, &why);
+	if (rc < 0) {
+		if (why)
+			log_err("%s", why);
+		else
+			log_err("cannot use the socket path %s: %s", path, strerror(-rc));
+		free(why);
 		return rc;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -46,9 +46,10 @@ struct client_stream_ops {
 };
 
 /*
- * server_listen - bind and listen on a Unix socket at path (creating its
- * directory; refusing when another dbtd answers there) with file mode
- * `mode`.  0 or -errno (logged).
+ * server_listen - bind and listen on a Unix socket at path with file mode
+ * `mode`, after sockpath_prepare (a private directory, created when
+ * missing; only a stale socket is ever removed; refused when another dbtd
+ * answers there).  0 or -errno (logged).
  */
 int server_listen(struct server **out, struct ev_loop *loop, const struct server_handler *h,
                   const char *path, mode_t mode);
