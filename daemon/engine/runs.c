@@ -18,6 +18,7 @@
 #include "names.h"
 #include "pb.h"
 #include "plugin.h"
+#include "procid.h"
 #include "runner.h"
 #include "runs.h"
 #include "store.h"
@@ -732,6 +733,8 @@ finish(struct active *a)
 out:
 	run->finished_at_ms = now;
 	run->runner_pid = 0;
+	run->runner_start_time = 0;
+	pb_set_str(&run->runner_boot_id, "");
 	log_info("run %llu of job \"%s\" %s%s%s", (unsigned long long)run->id, run->job,
 	         run_status_json(run->status), pb_str_set(run->error) ? ": " : "",
 	         pb_str_set(run->error) ? run->error : "");
@@ -982,6 +985,13 @@ start_run(struct runs *r, struct queued *q)
 	a->fd = sv[0];
 	sv[0] = -1;
 	a->run->runner_pid = pid;
+	{ /* what names the runner after pid is reused; left empty when unknown */
+		char boot[PROCID_BOOT_ID_SIZE];
+		uint64_t started;
+		if (procid_of(pid, boot, &started) == 0 &&
+		    pb_set_str(&a->run->runner_boot_id, boot) == 0)
+			a->run->runner_start_time = started;
+	}
 	a->lock = q->lock;
 	q->lock = NULL;
 	a->timeout_s = job->timeout_s;
@@ -1143,6 +1153,8 @@ recover_one(void *arg, Dbtd__Run *run)
 {
 	struct runs *r = arg;
 	int64_t now = now_ms();
+	pid_t g = run->runner_pid;
+	char *why = NULL;
 
 	if (run->status == DBTD__RUN_STATUS__RUN_QUEUED) {
 		enqueue(r, run);
@@ -1151,9 +1163,15 @@ recover_one(void *arg, Dbtd__Run *run)
 		dbtd__run__free_unpacked(run, NULL);
 		return 0;
 	}
-	if (run->runner_pid > 1 && kill(-run->runner_pid, SIGKILL) == 0)
+	/* the group is signalled only while its leader is provably the runner:
+	 * after dbtd died the pid may be another process's, or from another boot */
+	if (g > 1 && procid_leads_group(g, run->runner_boot_id, run->runner_start_time) == 1 &&
+	    kill(-g, SIGKILL) == 0)
 		log_info("run %llu: killed what was left of its processes (group %d)",
-		         (unsigned long long)run->id, run->runner_pid);
+		         (unsigned long long)run->id, g);
+	else if (g > 1 && (kill(-g, 0) == 0 || errno == EPERM))
+		why = xasprintf("dbtd stopped while the run was running; its processes (group %d) "
+		                "could not be proven to be the run's own and were left alone", g);
 	for (size_t i = 0; i < run->n_steps; i++) {
 		Dbtd__Step *s = run->steps[i];
 		if (s->status == DBTD__STEP_STATUS__STEP_RUNNING) {
@@ -1167,7 +1185,10 @@ recover_one(void *arg, Dbtd__Run *run)
 	run->status = DBTD__RUN_STATUS__RUN_FAILED;
 	run->finished_at_ms = now;
 	run->runner_pid = 0;
-	pb_set_str(&run->error, "dbtd stopped while the run was running");
+	run->runner_start_time = 0;
+	pb_set_str(&run->runner_boot_id, "");
+	pb_set_str(&run->error, why ? why : "dbtd stopped while the run was running");
+	free(why);
 	save(r, run);
 	{
 		char *ws = xasprintf("%s/%llu", r->work_dir, (unsigned long long)run->id);
@@ -1175,8 +1196,8 @@ recover_one(void *arg, Dbtd__Run *run)
 			rm_rf(ws);
 		free(ws);
 	}
-	log_warn("run %llu of job \"%s\" failed: dbtd stopped while the run was running",
-	         (unsigned long long)run->id, run->job);
+	log_warn("run %llu of job \"%s\" failed: %s", (unsigned long long)run->id, run->job,
+	         run->error);
 	dbtd__run__free_unpacked(run, NULL);
 	return 0;
 }
