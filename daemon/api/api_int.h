@@ -33,6 +33,15 @@ void api_run_error(struct client *c, int rc, uint64_t id);
 /* api_stream_busy - refuse a second stream on c, saying so. */
 void api_stream_busy(struct client *c);
 
+/* objects.c: projects, environments and jobs; the run history list. */
+void objects_add_project(struct api *a, struct client *c, Dbtd__Project *p);
+void objects_add_environment(struct api *a, struct client *c, Dbtd__Environment *e);
+void objects_add_job(struct api *a, struct client *c, Dbtd__Job *j);
+void objects_list(struct api *a, struct client *c, Dbtd__ObjectKind k);
+void objects_view(struct api *a, struct client *c, const Dbtd__ObjectRef *ref);
+void objects_remove(struct api *a, struct client *c, const Dbtd__ObjectRef *ref);
+void objects_list_runs(struct api *a, struct client *c, const Dbtd__ListRuns *lr);
+
 /* logs.c: run logs (the stored lines, then with follow the new ones). */
 void logs_open(struct api *a, struct client *c, const Dbtd__ReadLogs *req);
 
