@@ -1,8 +1,9 @@
 #!/bin/sh
 # The whole test suite on a fresh Debian 12 machine, as root: installs what
 # is needed, builds, and runs the unit tests (cmocka) and the end-to-end
-# tests (pytest: real dbtd, git, dbt and DuckDB) twice: in a normal build and
-# in an ASan/UBSan build; then checks that `make distcheck` passes.
+# tests (pytest: real dbtd, git, dbt and DuckDB, on every core) twice: in a
+# normal build and in an ASan/UBSan build; then checks that `make distcheck`
+# passes.
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 tests/install-deps.sh || exit 1
 export DBTD_VENV="$top/.venv-dbt"
+# the end-to-end tests run on one pytest-xdist worker a core (run-e2e.sh)
+export DBTD_E2E_JOBS="${DBTD_E2E_JOBS:-$jobs}"
 ./autogen.sh >/dev/null 2>&1 || { echo "autogen.sh failed"; exit 1; }
 
 status=0

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -34,9 +35,21 @@ BASE_ENV.pop("DBTD_SOCKET", None)
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: waits for wall-clock time (a cron minute); "
                             "skipped when DBTD_E2E_SKIP_SLOW=1")
+    # pytest-xdist's, named here too for a run without it (DBTD_E2E_JOBS=1)
+    config.addinivalue_line("markers", "xdist_group(name): tests one worker runs")
 
 
 def pytest_collection_modifyitems(config, items):
+    # The longest work first, so that neither parallel worker (run-e2e.sh,
+    # DBTD_E2E_JOBS) is left alone with it at the end: the slow tests (they
+    # wait for a cron minute), then test_upgrade.py (one worker runs the
+    # whole module); the rest as collected.  A stable sort, the same in
+    # every worker.
+    def rank(item):
+        if "slow" in item.keywords and os.environ.get("DBTD_E2E_SKIP_SLOW") != "1":
+            return 0
+        return 1 if item.module.__name__ == "test_upgrade" else 2
+    items.sort(key=rank)
     if os.environ.get("DBTD_E2E_SKIP_SLOW") == "1":
         skip = pytest.mark.skip(reason="slow test: runs in the normal build only")
         for item in items:
@@ -200,6 +213,25 @@ def pg_bin(name):
 
 
 def free_port():
+    """A TCP port on 127.0.0.1 that is free now, drawn at random from below
+    the kernel's ephemeral range: a port bind(0) handed out can be taken as
+    the source port of any outgoing connection (another test worker's dbt
+    talking to its own server) before the server binds it.  Postgres.start
+    still retries, as another program may bind the port first."""
+    lo = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(100 if lo > 10001 else 0):
+        port = random.randrange(10000, lo)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -228,9 +260,23 @@ class Postgres:
     def start(self):
         self.cmd(pg_bin("initdb"), "-D", self.data, "-U", "admin", "--auth-local=trust",
                  "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions")
-        self.cmd(pg_bin("pg_ctl"), "-D", self.data, "-l", os.path.join(self.root, "pg.log"),
-                 "-w", "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1",
-                 "start")
+        log = os.path.join(self.root, "pg.log")
+        for attempt in range(1, 11):
+            mark = os.path.getsize(log) if os.path.exists(log) else 0
+            p = self.cmd(pg_bin("pg_ctl"), "-D", self.data, "-l", log, "-w", "-o",
+                         f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1",
+                         "start", check=False)
+            if p.returncode == 0:
+                break
+            with open(log, errors="replace") as f:
+                f.seek(mark)
+                said = f.read()
+            # the port was taken between free_port() and the server's bind
+            # (tests run in parallel; other programs run too): another one
+            if "Address already in use" not in said or attempt == 10:
+                raise AssertionError(f"PostgreSQL did not start on port {self.port}:\n"
+                                     f"{p.stdout}{p.stderr}{said}")
+            self.port = free_port()
         self.sql(f"CREATE ROLE dbt LOGIN PASSWORD '{self.password}'")
         self.sql("CREATE DATABASE analytics OWNER dbt")
         return self

@@ -32,6 +32,11 @@ from conftest import (BASE_ENV, DBT, DBTCTL, DBTD, EXAMPLE, PLUGIN_DIR, SRC, Dbt
                       make_repo, wait_for)
 from test_lifecycle import add_slow_model, processes_under
 
+# One worker runs this whole module (run-e2e.sh: --dist loadgroup): its
+# module fixtures build 0.1.0 and fill a store with real runs, which two
+# workers would each do.
+pytestmark = pytest.mark.xdist_group("upgrade")
+
 OLD_COMMIT = "400ce6c"  # the released dbtd 0.1.0
 OLD_VERSION = "0.1.0"
 OLD_FORMAT = 1          # 0.1.0's store: no format record
