@@ -122,3 +122,17 @@ set_nonblock_cloexec(int fd)
 		return -errno;
 	return 0;
 }
+
+void
+set_printf(char **dst, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	free(*dst);
+	*dst = s;
+}

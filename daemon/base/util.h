@@ -15,6 +15,12 @@ int rm_rf(const char *path);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * set_printf - replace *dst (freed) by a formatted malloc'd string; *dst is
+ * NULL when out of memory.
+ */
+void set_printf(char **dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
  * path_canonical - an absolute path with symlinks resolved, also for a file
  * that does not exist yet (its directory is resolved).  malloc'd, or NULL.
  */

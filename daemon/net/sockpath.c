@@ -12,21 +12,7 @@
 #include <unistd.h>
 
 #include "sockpath.h"
-
-/* Set *why to a formatted message (replacing one set before; NULL when out of memory). */
-static void __attribute__((format(printf, 2, 3)))
-set_why(char **why, const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	free(*why);
-	*why = s;
-}
+#include "util.h"
 
 mode_t
 sockpath_dir_mode(mode_t sock_mode)
@@ -59,24 +45,24 @@ int
 sockpath_check_dir(const char *dir, const struct stat *st, uid_t euid, char **why)
 {
 	if (S_ISLNK(st->st_mode)) {
-		set_why(why, "socket directory %s is a symlink; dbtd listens only in a real "
+		set_printf(why, "socket directory %s is a symlink; dbtd listens only in a real "
 		        "directory: give --socket the path the symlink points to", dir);
 		return -ELOOP;
 	}
 	if (!S_ISDIR(st->st_mode)) {
-		set_why(why, "socket directory %s is %s, not a directory; choose another --socket",
+		set_printf(why, "socket directory %s is %s, not a directory; choose another --socket",
 		        dir, sockpath_kind(st->st_mode));
 		return -ENOTDIR;
 	}
 	if (st->st_uid != euid && st->st_uid != 0) {
-		set_why(why, "socket directory %s belongs to uid %u, not to uid %u that dbtd runs as "
+		set_printf(why, "socket directory %s belongs to uid %u, not to uid %u that dbtd runs as "
 		        "(nor to root), and its owner could replace the socket; remove the directory "
 		        "so that dbtd creates its own, or choose another --socket",
 		        dir, (unsigned)st->st_uid, (unsigned)euid);
 		return -EACCES;
 	}
 	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-		set_why(why, "socket directory %s is writable by its group or by others (mode %04o), "
+		set_printf(why, "socket directory %s is writable by its group or by others (mode %04o), "
 		        "who could replace the socket; make it private (chmod go-w %s) or choose "
 		        "another --socket", dir, (unsigned)(st->st_mode & 07777), dir);
 		return -EACCES;
@@ -123,7 +109,7 @@ make_dirs(const char *dir, mode_t mode, char **why)
 		*p = '\0';
 		if (mkdir(s, mode) < 0 && errno != EEXIST) {
 			rc = -errno;
-			set_why(why, "cannot create the socket directory %s: %s; create it (owned by "
+			set_printf(why, "cannot create the socket directory %s: %s; create it (owned by "
 			        "the user dbtd runs as, not writable by others) or choose another "
 			        "--socket", s, strerror(-rc));
 			goto fail;
@@ -150,12 +136,12 @@ clear_path(const char *path, char **why)
 		if (errno == ENOENT)
 			return 0;
 		err = errno;
-		set_why(why, "cannot look at the socket path %s: %s; choose another --socket",
+		set_printf(why, "cannot look at the socket path %s: %s; choose another --socket",
 		        path, strerror(err));
 		return -err;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		set_why(why, "%s is %s, not a socket, and dbtd will not remove it: move it away "
+		set_printf(why, "%s is %s, not a socket, and dbtd will not remove it: move it away "
 		        "or choose another --socket", path, sockpath_kind(st.st_mode));
 		return -EEXIST;
 	}
@@ -166,26 +152,26 @@ clear_path(const char *path, char **why)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		err = errno;
-		set_why(why, "cannot make a socket to see whether %s is in use: %s", path,
+		set_printf(why, "cannot make a socket to see whether %s is in use: %s", path,
 		        strerror(err));
 		return -err;
 	}
 	err = connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : errno;
 	close(fd);
 	if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
-		set_why(why, "another dbtd is already serving %s; stop it or choose another --socket",
+		set_printf(why, "another dbtd is already serving %s; stop it or choose another --socket",
 		        path);
 		return -EADDRINUSE;
 	}
 	if (err != ECONNREFUSED) {
-		set_why(why, "cannot tell whether anything serves the socket %s (connect: %s), so "
+		set_printf(why, "cannot tell whether anything serves the socket %s (connect: %s), so "
 		        "dbtd leaves it alone: remove it if nothing does, or choose another --socket",
 		        path, strerror(err));
 		return -err;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
 		err = errno;
-		set_why(why, "cannot remove the stale socket %s: %s; remove it or choose another "
+		set_printf(why, "cannot remove the stale socket %s: %s; remove it or choose another "
 		        "--socket", path, strerror(err));
 		return -err;
 	}
@@ -201,13 +187,13 @@ sockpath_prepare(const char *path, mode_t sock_mode, char **why)
 	int rc;
 
 	if (len == 0 || path[len - 1] == '/') {
-		set_why(why, "the socket path \"%s\" names no file; give --socket the path of the "
+		set_printf(why, "the socket path \"%s\" names no file; give --socket the path of the "
 		        "socket file, such as /run/dbtd/dbtd.sock", path ? path : "");
 		rc = -EINVAL;
 		goto fail;
 	}
 	if (len >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
-		set_why(why, "socket path %s is longer than %zu bytes; choose a shorter --socket",
+		set_printf(why, "socket path %s is longer than %zu bytes; choose a shorter --socket",
 		        path, sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
 		rc = -ENAMETOOLONG;
 		goto fail;
@@ -222,7 +208,7 @@ sockpath_prepare(const char *path, mode_t sock_mode, char **why)
 		goto fail;
 	if (lstat(dir, &st) < 0) {
 		rc = -errno;
-		set_why(why, "cannot look at the socket directory %s: %s; choose another --socket",
+		set_printf(why, "cannot look at the socket directory %s: %s; choose another --socket",
 		        dir, strerror(-rc));
 		goto fail;
 	}

@@ -77,21 +77,6 @@ be64(const void *p)
 	return v;
 }
 
-/* Set *why to a formatted message (replacing one set before). */
-static void __attribute__((format(printf, 2, 3)))
-set_why(char **why, const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	free(*why);
-	*why = s;
-}
-
 int
 store_format_get(MDB_txn *txn, Dbtd__StoreFormat **out)
 {
@@ -370,7 +355,7 @@ write_backup(MDB_env *env, const char *dir, uint32_t format, char **why)
 	if (rc == 0 && statvfs(dir, &vfs) < 0)
 		rc = -errno;
 	if (rc < 0) {
-		set_why(why, "cannot tell the size of the store or the free space in %s: %s",
+		set_printf(why, "cannot tell the size of the store or the free space in %s: %s",
 		        dir, strerror(-rc));
 		goto out;
 	}
@@ -378,7 +363,7 @@ write_backup(MDB_env *env, const char *dir, uint32_t format, char **why)
 	need = used + used / 8 + (16u << 20); /* the copy, and room for the migration */
 	if (avail < need) {
 		rc = -ENOSPC;
-		set_why(why, "the backup of the store before migrating needs %llu MiB free in %s, "
+		set_printf(why, "the backup of the store before migrating needs %llu MiB free in %s, "
 		        "and %llu MiB are free; free some space and start dbtd again",
 		        (unsigned long long)(need >> 20), dir, (unsigned long long)(avail >> 20));
 		goto out;
@@ -406,7 +391,7 @@ write_backup(MDB_env *env, const char *dir, uint32_t format, char **why)
 	if (rc == 0 && rename(tmp, dst) < 0)
 		rc = -errno;
 	if (rc < 0) {
-		set_why(why, "cannot write the backup %s: %s", dst, strerror(-rc));
+		set_printf(why, "cannot write the backup %s: %s", dst, strerror(-rc));
 		rm_rf(tmp);
 		goto out;
 	}
@@ -441,7 +426,7 @@ run_steps(MDB_env *env, const char *dir, const struct store_migration *tab, size
 			if (tab[i].from == have)
 				m = &tab[i];
 		if (m == NULL) {
-			set_why(why, "no migration from format %u", have);
+			set_printf(why, "no migration from format %u", have);
 			return -ENOSYS;
 		}
 		rc = store_format_map_rc(mdb_txn_begin(env, NULL, 0, &txn));
@@ -467,7 +452,7 @@ run_steps(MDB_env *env, const char *dir, const struct store_migration *tab, size
 		else
 			mdb_txn_abort(txn);
 		if (rc < 0) {
-			set_why(why, "migration %u→%u (%s) failed: %s; the store in %s is left at "
+			set_printf(why, "migration %u→%u (%s) failed: %s; the store in %s is left at "
 			        "format %u%s", have, have + 1, m->what, strerror(-rc), dir, have,
 			        have == first ? ", as it was" : "");
 			return rc;
@@ -497,13 +482,13 @@ store_format_migrate(const char *dir, const struct store_migration *tab, size_t 
 	/* first read only: a store of a newer format is not written at all */
 	rc = store_format_read(dir, &old);
 	if (rc < 0) {
-		set_why(why, "cannot read the format of the store in %s: %s", dir,
+		set_printf(why, "cannot read the format of the store in %s: %s", dir,
 		        rc == -EBADMSG ? "its format record does not decode" : strerror(-rc));
 		return rc;
 	}
 	have = old ? old->format : 1;
 	if (have > target) {
-		set_why(why, "the store in %s has format %u, written by %s; this %s reads formats "
+		set_printf(why, "the store in %s has format %u, written by %s; this %s reads formats "
 		        "%u to %u. Nothing was changed: run %s or later on it", dir, have,
 		        old->written_by[0] ? old->written_by : "an unknown dbtd",
 		        store_format_writer(), STORE_FORMAT_OLDEST, target,
@@ -514,7 +499,7 @@ store_format_migrate(const char *dir, const struct store_migration *tab, size_t 
 	if (have == target)
 		goto out;
 	if (have < STORE_FORMAT_OLDEST) {
-		set_why(why, "the store in %s has format %u, which this dbtd cannot migrate", dir, have);
+		set_printf(why, "the store in %s has format %u, which this dbtd cannot migrate", dir, have);
 		rc = -EPROTO;
 		goto out;
 	}
@@ -533,7 +518,7 @@ store_format_migrate(const char *dir, const struct store_migration *tab, size_t 
 		         "migrating to format %u", dir, first, have, target);
 	rc = store_format_env_open(dir, 0, &env);
 	if (rc < 0) {
-		set_why(why, "cannot open the store in %s to migrate it: %s", dir, strerror(-rc));
+		set_printf(why, "cannot open the store in %s to migrate it: %s", dir, strerror(-rc));
 		goto out;
 	}
 	keep = xasprintf("backup-format-%u", first);
@@ -562,7 +547,7 @@ store_format_migrate(const char *dir, const struct store_migration *tab, size_t 
 		mdb_txn_abort(txn);
 	}
 	if (rc < 0) {
-		set_why(why, "the migrated store in %s does not read back as format %u", dir, target);
+		set_printf(why, "the migrated store in %s does not read back as format %u", dir, target);
 		goto out;
 	}
 	log_info("store migrated to format %u; the backup %s/%s is kept until the next "
