@@ -20,7 +20,7 @@ struct api {
 	char *blob_dir;
 };
 
-/* api_error - reply e to c as a wire Error (kinds become wire codes here only). */
+/* api_error - reply e to c as a wire Error (errors.c: kinds become wire codes there only). */
 void api_error(struct client *c, const struct err *e);
 
 /* api_fail - api_error of a formatted message of kind. */
