@@ -77,12 +77,13 @@ static void
 stream_end(struct stream *s, const Dbtd__Run *run)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	struct client *c = s->c; /* a frame too large ends the stream: s is gone then */
 
 	resp.body_case = DBTD__RESPONSE__BODY_RUN;
 	resp.run = (Dbtd__Run *)run;
 	resp.end = 1;
-	client_send(s->c, &resp);
-	stream_free(s);
+	client_send(c, &resp);
+	client_stream_end(c);
 }
 
 
@@ -97,9 +98,10 @@ stream_drain(struct client *c, void *arg)
 	Dbtd__Run *run = NULL;
 	int n;
 
-	(void)c;
 	n = store_log_read(s->a->store, s->run, s->step, &s->pos, STREAM_BUDGET,
 	                   send_stored, s);
+	if (!client_has_stream(c))
+		return; /* a frame too large ended the stream (and freed s) */
 	if (n < 0) {
 		api_fail(s->c, store_err_kind(n), "cannot read the log of run %llu: %s",
 		         (unsigned long long)s->run, store_strerror(n));

@@ -18,8 +18,8 @@ struct watch_stream {
 	struct run_watch *w;
 };
 
-/* Send one state of the run; final ends the stream. */
-static void
+/* Send one state of the run (the last one when final); client_send's result. */
+static int
 send_state(struct client *c, const Dbtd__Run *run)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
@@ -27,7 +27,7 @@ send_state(struct client *c, const Dbtd__Run *run)
 	resp.body_case = DBTD__RESPONSE__BODY_RUN;
 	resp.run = (Dbtd__Run *)run;
 	resp.end = runs_is_final(run->status);
-	client_send(c, &resp);
+	return client_send(c, &resp);
 }
 
 /* The engine's observer: the run changed. */
@@ -35,10 +35,11 @@ static void
 watch_state(void *arg, const Dbtd__Run *run)
 {
 	struct watch_stream *ws = arg;
+	struct client *c = ws->c; /* a frame too large ends the stream: ws is gone then */
 
-	send_state(ws->c, run);
+	send_state(c, run);
 	if (runs_is_final(run->status))
-		client_stream_end(ws->c); /* frees ws */
+		client_stream_end(c); /* frees ws */
 }
 
 /* The stream is over or its connection went: stop observing. */
@@ -95,7 +96,9 @@ watch_open(struct api *a, struct client *c, uint64_t run_id)
 		client_stream_end(c);
 		goto out;
 	}
-	send_state(c, run);
+	/* a first state too large for a frame was answered with an error: no stream */
+	if (send_state(c, run) == -EMSGSIZE)
+		client_stream_end(c);
 out:
 	dbtd__run__free_unpacked(run, NULL);
 }

@@ -180,7 +180,15 @@ def test_answer_over_the_frame_limit_is_an_error(pb, dbtd, workdir):
     assert len(runs) == 1
     p = dbtd.ctl("run", "view", runs[0]["id"], timeout=60)
     assert p.returncode != 0 and "over the 16 MiB limit" in p.stderr, p.stderr
+    # followed: the stream's frames are too large as well, and end it
+    wait_for("the first run to end", lambda: dbtd.json("run", "list")[0]["status"]
+             not in ("queued", "running"))
+    p = dbtd.ctl("job", "run", "big", "--wait", timeout=120)
+    assert p.returncode != 0 and "over the 16 MiB limit" in p.stderr, p.stderr
+    p = dbtd.ctl("run", "logs", runs[0]["id"], timeout=60)
+    assert p.returncode != 0 and "over the 16 MiB limit" in p.stderr, p.stderr
     # the connection and dbtd serve on
+    assert dbtd.proc.poll() is None
     dbtd.ok("project", "list")
     assert "answer" in dbtd.log() or "over the" in dbtd.log()
 
