@@ -84,34 +84,6 @@ do_rerun(struct api *a, struct client *c, const Dbtd__RunRef *ref)
 	reply_new_run(a, c, run, ref->watch);
 }
 
-/* run cancel: the reply follows the run until it has stopped when watch is set */
-static void
-do_cancel_run(struct api *a, struct client *c, const Dbtd__RunRef *ref)
-{
-	Dbtd__Response resp = DBTD__RESPONSE__INIT;
-	struct err e;
-	Dbtd__Run *run;
-	int rc;
-
-	if (runs_cancel(a->runs, ref->id, client_user(c), &e) < 0) {
-		api_error(c, &e);
-		return;
-	}
-	if (ref->watch) {
-		watch_open(a, c, ref->id);
-		return;
-	}
-	if ((rc = runs_get(a->runs, ref->id, &run)) < 0) {
-		api_run_error(c, rc, ref->id);
-		return;
-	}
-	resp.body_case = DBTD__RESPONSE__BODY_RUN;
-	resp.run = run;
-	client_send(c, &resp);
-	dbtd__run__free_unpacked(run, NULL);
-}
-
-
 /* run view / run watch */
 static void
 do_view_run(struct api *a, struct client *c, const Dbtd__RunRef *ref, int watch)
@@ -133,6 +105,19 @@ do_view_run(struct api *a, struct client *c, const Dbtd__RunRef *ref, int watch)
 	resp.run = run;
 	client_send(c, &resp);
 	dbtd__run__free_unpacked(run, NULL);
+}
+
+/* run cancel: the reply follows the run until it has stopped when watch is set */
+static void
+do_cancel_run(struct api *a, struct client *c, const Dbtd__RunRef *ref)
+{
+	struct err e;
+
+	if (runs_cancel(a->runs, ref->id, client_user(c), &e) < 0) {
+		api_error(c, &e);
+		return;
+	}
+	do_view_run(a, c, ref, 0); /* the run as the cancel left it, or its stream */
 }
 
 /* plugin list: what a->plugins holds, loaded and refused, as loaded at start. */
