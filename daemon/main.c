@@ -196,16 +196,19 @@ commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	if (due == 0) {
 		ev_timer_stop(loop, &later);
 		rc = store_commit(d->store);
-		if (rc < 0)
-			log_err("cannot commit the state to %s: %s; the last changes are lost",
-			        d->state_dir, store_strerror(rc));
+		if (rc < 0) /* run states are kept and saved again by the engine */
+			log_err("cannot save to %s: %s; log lines, lineage and artifacts "
+			        "received since the last save are lost", d->state_dir,
+			        store_strerror(rc));
 	} else if (due > 0 && !ev_is_active(&later)) {
 		ev_timer_set(&later, (double)due / 1000.0, 0.);
 		ev_timer_start(loop, &later);
 	}
 	/*
 	 * Only log lines can still be pending here: they may reach a follower
-	 * up to 50 ms before they are committed; every other change is durable.
+	 * up to 50 ms before they are committed.  Replies that report a change
+	 * were committed by their handlers; run states reach watchers from the
+	 * engine only once committed.
 	 */
 	server_flush(d->server);
 }

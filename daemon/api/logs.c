@@ -155,8 +155,20 @@ stream_state(void *arg, const Dbtd__Run *run)
 		stream_end(s, run);
 }
 
+/* The engine's observer: the run ended but that is not stored; say why, end. */
+static void
+stream_unsaved(void *arg, const Dbtd__Run *run, const struct err *e)
+{
+	struct stream *s = arg;
+
+	if (!runs_is_final(run->status))
+		return; /* the lines go on; only the end is awaited */
+	api_error(s->c, e);
+	stream_free(s);
+}
+
 static const struct run_observer_ops follow_observer = {
-	.state = stream_state, .log = stream_push,
+	.state = stream_state, .log = stream_push, .unsaved = stream_unsaved,
 };
 static const struct client_stream_ops log_stream_ops = {
 	.drain = stream_drain, .close = stream_close,

@@ -119,6 +119,8 @@ add_object(struct api *a, struct client *c, enum store_kind kind,
 
 	*created = now_ms();
 	rc = store_obj_add(a->store, kind, msg, name, idp);
+	if (rc == 0) /* "added" only once it is stored */
+		rc = store_commit(a->store);
 	if (rc == -EEXIST) {
 		api_fail(c, ERR_EXISTS, "a %s named \"%s\" exists already; see dbtctl %s view %s",
 		             kind_word[kind], name, kind_cmd[kind], name);
@@ -559,6 +561,8 @@ objects_remove(struct api *a, struct client *c, const Dbtd__ObjectRef *ref)
 		}
 	}
 	rc = store_obj_remove(a->store, kind, id, ref->name);
+	if (rc == 0)
+		rc = store_commit(a->store);
 	if (rc < 0) {
 		api_fail(c, store_err_kind(rc), "cannot remove %s \"%s\": %s", kind_word[kind],
 		             ref->name, store_strerror(rc));

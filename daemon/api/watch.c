@@ -42,6 +42,18 @@ watch_state(void *arg, const Dbtd__Run *run)
 		client_stream_end(c); /* frees ws */
 }
 
+/* The engine's observer: a state could not be stored; say why, and end. */
+static void
+watch_unsaved(void *arg, const Dbtd__Run *run, const struct err *e)
+{
+	struct watch_stream *ws = arg;
+	struct client *c = ws->c;
+
+	(void)run;
+	api_error(c, e);
+	client_stream_end(c); /* frees ws */
+}
+
 /* The stream is over or its connection went: stop observing. */
 static void
 watch_close(void *arg)
@@ -59,7 +71,9 @@ watch_drain(struct client *c, void *arg)
 	(void)c; (void)arg;
 }
 
-static const struct run_observer_ops watch_observer = { .state = watch_state };
+static const struct run_observer_ops watch_observer = {
+	.state = watch_state, .unsaved = watch_unsaved,
+};
 static const struct client_stream_ops watch_ops = { .drain = watch_drain, .close = watch_close };
 
 void

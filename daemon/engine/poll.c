@@ -261,17 +261,10 @@ poll_done(struct poller *pl)
 		goto out;
 	}
 	first = proj->last_poll_ms == 0 || (proj->n_poll_refs == 0 && pb_str_set(proj->poll_error));
-	if (first) {
-		log_info("poll of project \"%s\": first look at %s, %zu refs recorded; changes "
-		         "from now on start runs", pl->name, pl->repo, n);
-	} else {
-		for (size_t i = 0; i < n; i++) {
-			const char *old = find_ref(proj->poll_refs, proj->n_poll_refs, refs[i]->key);
-			if (old == NULL || strcmp(old, refs[i]->value) != 0)
-				ref_moved(pl, refs, n, refs[i]->key, refs[i]->value);
-		}
-	}
-	/* Record what was seen (the project may have been read before the runs). */
+	/*
+	 * Record what was seen before the runs it starts: their commit takes
+	 * both, or neither (the next poll then sees the same changes again).
+	 */
 	{
 		Dbtd__KeyValue **old_refs = proj->poll_refs;
 		size_t old_n = proj->n_poll_refs;
@@ -285,6 +278,16 @@ poll_done(struct poller *pl)
 			         store_strerror(rc));
 		proj->poll_refs = old_refs;
 		proj->n_poll_refs = old_n;
+	}
+	if (first) {
+		log_info("poll of project \"%s\": first look at %s, %zu refs recorded; changes "
+		         "from now on start runs", pl->name, pl->repo, n);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			const char *old = find_ref(proj->poll_refs, proj->n_poll_refs, refs[i]->key);
+			if (old == NULL || strcmp(old, refs[i]->value) != 0)
+				ref_moved(pl, refs, n, refs[i]->key, refs[i]->value);
+		}
 	}
 out:
 	refs_free(refs, n);

@@ -63,6 +63,25 @@ struct run_watch {
 	struct run_watch *next;
 };
 
+/*
+ * A state of a run to tell its observers once it is stored (a snapshot:
+ * they hear every change, in order, and only what a commit made durable).
+ */
+struct note {
+	Dbtd__Run *run;
+	struct note *next;
+};
+
+/* The last state of a run that a failed commit lost: saved again later. */
+struct unsaved {
+	Dbtd__Run *run;
+	int rc;                 /* why it was lost */
+	struct unsaved *next;
+};
+
+#define RETRY_FIRST_S 1.0   /* unsaved states are written again after this ... */
+#define RETRY_MAX_S 30.0    /* ... doubling up to this */
+
 /* A run waiting for a slot (and for the DuckDB file it writes). */
 struct queued {
 	uint64_t id;
@@ -75,6 +94,7 @@ struct runs {
 	struct ev_loop *loop;
 	struct store *store;
 	const struct plugin_set *plugins;
+	void (*runner)(const struct runner_spec *spec) __attribute__((noreturn));
 	char *work_dir;
 	char *blob_dir;
 	int stopping;
@@ -83,9 +103,14 @@ struct runs {
 	struct active *active;
 	struct queued *queue;   /* FIFO */
 	struct run_watch *watches;
+	struct note *notes, **notes_tail; /* stored, not yet committed: FIFO */
+	struct unsaved *unsaved;
+	ev_timer retry;
+	double retry_s;
 };
 
 static void pump(struct runs *r);
+static void save(struct runs *r, const Dbtd__Run *run);
 
 int
 runs_is_final(Dbtd__RunStatus s)
@@ -95,7 +120,7 @@ runs_is_final(Dbtd__RunStatus s)
 
 /* Tell the run's observers of its state (an observer may remove itself). */
 static void
-notify(struct runs *r, const Dbtd__Run *run)
+deliver(struct runs *r, const Dbtd__Run *run)
 {
 	struct run_watch *w, *next;
 
@@ -103,6 +128,157 @@ notify(struct runs *r, const Dbtd__Run *run)
 		next = w->next;
 		if (w->run_id == run->id && w->ops->state)
 			w->ops->state(w->arg, run);
+	}
+}
+
+/* Whether a note of run id is in the list from n on. */
+static int
+noted_in(const struct note *n, uint64_t id)
+{
+	for (; n; n = n->next)
+		if (n->run->id == id)
+			return 1;
+	return 0;
+}
+
+/* Whether a state of run id waits for the commit. */
+static int
+noted(const struct runs *r, uint64_t id)
+{
+	return noted_in(r->notes, id);
+}
+
+/*
+ * Tell the run's observers of this state once the pending writes are
+ * committed (at once when no write of it is pending and stored is 0: a
+ * progress update, which is never stored on its own).
+ */
+static void
+notify(struct runs *r, const Dbtd__Run *run, int stored)
+{
+	struct note *n;
+
+	if (!stored && !noted(r, run->id)) {
+		deliver(r, run);
+		return;
+	}
+	n = calloc(1, sizeof(*n));
+	if (n == NULL || (n->run = (Dbtd__Run *)pb_clone(&run->base)) == NULL) {
+		free(n);
+		log_err("run %llu: out of memory; its watchers miss a change",
+		        (unsigned long long)run->id);
+		return;
+	}
+	*r->notes_tail = n;
+	r->notes_tail = &n->next;
+}
+
+/* Tell the run's observers that its state could not be stored. */
+static void
+deliver_unsaved(struct runs *r, const Dbtd__Run *run, int rc)
+{
+	struct run_watch *w, *next;
+	struct err e;
+
+	err_set(&e, rc, store_err_kind(rc), "run %llu is %s, but dbtd could not save that: %s; "
+	        "it tries again every %.0f s at most, see dbtctl run view %llu",
+	        (unsigned long long)run->id, run_status_json(run->status), store_strerror(rc),
+	        RETRY_MAX_S, (unsigned long long)run->id);
+	for (w = r->watches; w; w = next) {
+		next = w->next;
+		if (w->run_id == run->id && w->ops->unsaved)
+			w->ops->unsaved(w->arg, run, &e);
+	}
+}
+
+/* Forget the unsaved state of run id (a later state of it is being saved). */
+static void
+unsaved_drop(struct runs *r, uint64_t id)
+{
+	for (struct unsaved **pu = &r->unsaved, *u; (u = *pu) != NULL; pu = &u->next)
+		if (u->run->id == id) {
+			*pu = u->next;
+			dbtd__run__free_unpacked(u->run, NULL);
+			free(u);
+			return;
+		}
+}
+
+/*
+ * Keep run (taken) as the unsaved state of its run: its observers hear why
+ * once (then their streams end), and it is written again from the retry
+ * timer.
+ */
+static void
+unsaved_keep(struct runs *r, Dbtd__Run *run, int rc)
+{
+	struct unsaved *u = calloc(1, sizeof(*u));
+
+	unsaved_drop(r, run->id);
+	log_err("run %llu: cannot save its state (%s): %s; trying again", (unsigned long long)run->id,
+	        run_status_json(run->status), store_strerror(rc));
+	deliver_unsaved(r, run, rc);
+	if (u == NULL) {
+		dbtd__run__free_unpacked(run, NULL);
+		return;
+	}
+	u->run = run;
+	u->rc = rc;
+	u->next = r->unsaved;
+	r->unsaved = u;
+	if (!ev_is_active(&r->retry)) {
+		ev_timer_set(&r->retry, r->retry_s, 0.);
+		ev_timer_start(r->loop, &r->retry);
+	}
+}
+
+/*
+ * The store committed (rc 0: the noted states are durable, their observers
+ * hear of them now) or failed to (rc < 0: they are lost; the last state of
+ * each run is kept and saved again later, its observers told why).
+ */
+static void
+commit_done(void *arg, int rc)
+{
+	struct runs *r = arg;
+	struct note *n = r->notes, *next;
+
+	r->notes = NULL;
+	r->notes_tail = &r->notes;
+	for (; n; n = next) {
+		next = n->next;
+		if (rc == 0) {
+			deliver(r, n->run);
+			dbtd__run__free_unpacked(n->run, NULL);
+		} else if (!noted_in(next, n->run->id)) {
+			unsaved_keep(r, n->run, rc); /* the run's last noted state */
+		} else {
+			dbtd__run__free_unpacked(n->run, NULL);
+		}
+		free(n);
+	}
+	if (rc == 0 && r->unsaved == NULL)
+		r->retry_s = RETRY_FIRST_S;
+}
+
+/* Write the unsaved states again (committed with the next commit). */
+static void
+retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct runs *r = w->data;
+	struct unsaved *u = r->unsaved;
+
+	(void)loop; (void)revents;
+	r->unsaved = NULL;
+	r->retry_s = r->retry_s * 2 < RETRY_MAX_S ? r->retry_s * 2 : RETRY_MAX_S;
+	while (u) {
+		struct unsaved *next = u->next;
+		log_info("run %llu: saving its state (%s) again", (unsigned long long)u->run->id,
+		         run_status_json(u->run->status));
+		save(r, u->run);
+		dbtd__run__free_unpacked(u->run, NULL);
+		free(u);
+		u = next;
 	}
 }
 
@@ -160,16 +336,43 @@ runs_stopping(struct runs *r)
 	r->stopping = 1;
 }
 
-/* Commit the run's state, then tell watchers (committed before reported). */
+/*
+ * Store the run's state; its observers hear of it once it is committed (or
+ * why it could not be).
+ */
 static void
 save(struct runs *r, const Dbtd__Run *run)
 {
 	int rc = store_run_put(r->store, run);
+	Dbtd__Run *copy;
 
+	unsaved_drop(r, run->id);
+	if (rc == 0) {
+		notify(r, run, 1);
+		return;
+	}
+	copy = (Dbtd__Run *)pb_clone(&run->base);
+	if (copy)
+		unsaved_keep(r, copy, rc);
+}
+
+/*
+ * Store the run's state and commit it now, for a reply that reports it
+ * (committed or refused: never retried behind the caller's back).
+ */
+static int
+save_now(struct runs *r, const Dbtd__Run *run, struct err *e)
+{
+	int rc = store_run_put(r->store, run);
+
+	if (rc == 0)
+		rc = store_commit(r->store);
 	if (rc < 0)
-		log_err("run %llu: cannot store its state: %s",
-		        (unsigned long long)run->id, store_strerror(rc));
-	notify(r, run);
+		return err_set(e, rc, store_err_kind(rc), "cannot save run %llu: %s",
+		               (unsigned long long)run->id, store_strerror(rc));
+	unsaved_drop(r, run->id);
+	deliver(r, run);
+	return 0;
 }
 
 /* The DuckDB file a run's environment writes, canonical; NULL for none. */
@@ -352,6 +555,9 @@ create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 		run->finished_at_ms = run->created_at_ms;
 	}
 	rc = store_run_create(r->store, run);
+	/* committed before anything uses its id: a lost commit would give it again */
+	if (rc == 0)
+		rc = store_commit(r->store);
 	if (rc < 0) {
 		dbtd__run__free_unpacked(run, NULL);
 		return err_set(e, rc, store_err_kind(rc),
@@ -581,7 +787,7 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 		if (s->progress)
 			dbtd__progress__free_unpacked(s->progress, NULL);
 		s->progress = (Dbtd__Progress *)pb_clone(&ev->progress->progress->base);
-		notify(a->r, run); /* shown live; stored with the step's next change */
+		notify(a->r, run, 0); /* shown live; stored with the step's next change */
 		break;
 	default:
 		break;
@@ -972,7 +1178,7 @@ start_run(struct runs *r, struct queued *q)
 		setpgid(0, 0);
 		close(sv[0]);
 		cron_tz_reset(); /* dbt gets dbtd's TZ, not the last schedule's zone */
-		runner_main(&spec);
+		r->runner(&spec);
 	}
 	setpgid(pid, pid); /* also here: no race with an early cancel */
 	close(sv[1]);
@@ -1128,8 +1334,6 @@ runs_cancel(struct runs *r, uint64_t id, const char *by, struct err *e)
 		dbtd__run__free_unpacked(run, NULL);
 		return rc;
 	}
-	*pq = q->next;
-	queued_free(q);
 	run->status = DBTD__RUN_STATUS__RUN_CANCELED;
 	run->finished_at_ms = now_ms();
 	pb_set_str(&run->waiting_for, "");
@@ -1139,12 +1343,19 @@ runs_cancel(struct runs *r, uint64_t id, const char *by, struct err *e)
 		free(why);
 	}
 	skip_pending(run);
-	log_info("run %llu of job \"%s\": canceled by %s while queued",
-	         (unsigned long long)id, run->job, by);
-	save(r, run);
+	/* the reply says canceled: only once that is stored (else it stays queued) */
+	rc = save_now(r, run, e);
+	if (rc == 0) {
+		log_info("run %llu of job \"%s\": canceled by %s while queued",
+		         (unsigned long long)id, run->job, by);
+		for (pq = &r->queue; *pq != q; pq = &(*pq)->next)
+			;
+		*pq = q->next;
+		queued_free(q);
+	}
 	dbtd__run__free_unpacked(run, NULL);
 	pump(r); /* runs behind it may now say something else */
-	return 0;
+	return rc;
 }
 
 /* Recovery: settle one run a previous dbtd left Queued or Running. */
@@ -1221,15 +1432,21 @@ runs_new(struct runs **out, const struct runs_config *cfg)
 	r->loop = cfg->loop;
 	r->store = cfg->store;
 	r->plugins = cfg->plugins;
+	r->runner = cfg->runner ? cfg->runner : runner_main;
 	r->work_dir = strdup(cfg->work_dir);
 	r->blob_dir = strdup(cfg->blob_dir);
 	r->slots = cfg->slots ? cfg->slots : 1;
+	r->notes_tail = &r->notes;
+	r->retry_s = RETRY_FIRST_S;
+	ev_init(&r->retry, retry_cb);
+	r->retry.data = r;
 	if (r->work_dir == NULL || r->blob_dir == NULL) {
 		free(r->work_dir);
 		free(r->blob_dir);
 		free(r);
 		return -ENOMEM;
 	}
+	store_on_commit(r->store, commit_done, r);
 	*out = r;
 	return 0;
 }
@@ -1249,9 +1466,10 @@ runs_shutdown(struct runs *r)
 		a->wstatus = st;
 		if (a->fd >= 0)
 			runner_read(a, SIZE_MAX);
-		pb_set_str(&a->run->error, "dbtd was stopped while the run was running");
 		for (size_t i = 0; i < a->run->n_steps; i++) {
 			Dbtd__Step *s = a->run->steps[i];
+			if (s->status != DBTD__STEP_STATUS__STEP_COMPLETED)
+				first_error(a->run, "dbtd was stopped while the run was running");
 			if (s->status != DBTD__STEP_STATUS__STEP_RUNNING)
 				continue;
 			s->status = DBTD__STEP_STATUS__STEP_FAILED;
@@ -1269,6 +1487,20 @@ runs_free(struct runs *r)
 	if (r == NULL)
 		return;
 	runs_shutdown(r);
+	store_on_commit(r->store, NULL, NULL);
+	ev_timer_stop(r->loop, &r->retry);
+	while (r->notes) {
+		struct note *n = r->notes;
+		r->notes = n->next;
+		dbtd__run__free_unpacked(n->run, NULL);
+		free(n);
+	}
+	while (r->unsaved) {
+		struct unsaved *u = r->unsaved;
+		r->unsaved = u->next;
+		dbtd__run__free_unpacked(u->run, NULL);
+		free(u);
+	}
 	while (r->queue) {
 		struct queued *q = r->queue;
 		r->queue = q->next;

@@ -18,6 +18,7 @@ struct runs;
 struct store;
 struct plugin_set;
 struct run_watch;
+struct runner_spec;
 
 /* What run handling works with (borrowed; they outlive it). */
 struct runs_config {
@@ -27,6 +28,9 @@ struct runs_config {
 	const char *work_dir;              /* per-run workspaces */
 	const char *blob_dir;              /* artifact contents */
 	unsigned slots;                    /* concurrent runs */
+	/* what the forked child of a run executes; NULL: runner_main (tests
+	 * give one that reports steps without running them) */
+	void (*runner)(const struct runner_spec *spec) __attribute__((noreturn));
 };
 
 /* runs_new - set up run handling. 0 or -errno. */
@@ -35,13 +39,17 @@ int runs_new(struct runs **out, const struct runs_config *cfg);
 /*
  * Someone following one run (the api layer's watch and log streams; the
  * engine knows no client).  state gets every change of the run's state
- * (the last one final); log every chunk of its step logs as it is stored.
- * Either may be NULL.  A callback may remove its own watch, no other.
+ * once it is committed (the last one final); log every chunk of its step
+ * logs as it is stored; unsaved a state that could not be stored (e says
+ * why: disk or map full; the engine keeps it and tries again, and state
+ * is called when that succeeds).  Any may be NULL.  A callback may remove
+ * its own watch, no other.
  */
 struct run_observer_ops {
 	void (*state)(void *arg, const Dbtd__Run *run);
 	void (*log)(void *arg, uint64_t run, uint32_t step, uint32_t seq,
 	            const uint8_t *data, size_t len);
+	void (*unsaved)(void *arg, const Dbtd__Run *run, const struct err *e);
 };
 
 /*

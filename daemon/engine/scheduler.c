@@ -168,12 +168,14 @@ fire(struct scheduler *s, struct entry *e, int64_t now)
 		entry_free(e); /* removed behind our back */
 		return;
 	}
+	/* recorded first: the run's commit takes both, or neither (a restart
+	 * then sees the fire as missed) */
+	note_fire(s, job, at);
 	if (runs_start(s->runs, job, &o, &run, &err) < 0)
 		log_warn("schedule of job \"%s\" due at %s: no run: %s", job->name,
 		         when(at, b1, sizeof(b1)), err.msg);
 	else
 		dbtd__run__free_unpacked(run, NULL);
-	note_fire(s, job, at);
 	dbtd__job__free_unpacked(job, NULL);
 	if (cron_next(&e->cron, e->tz, at, &next) < 0) {
 		log_info("schedule of job \"%s\" has no further fire time", e->name);

@@ -29,6 +29,10 @@ struct store {
 	size_t log_bytes; /* log bytes in the batch */
 	int64_t log_since_ms; /* when the first of them came */
 	size_t untrimmed;     /* log bytes committed since the map was last trimmed */
+	void (*on_commit)(void *arg, int rc); /* told of every commit of a batch */
+	void *on_commit_arg;
+	int fail_rc;          /* tests: the next fail_n commits fail with fail_rc */
+	unsigned fail_n;
 };
 
 #define TRIM_EVERY (8u << 20) /* drop mapped pages after this many log bytes */
@@ -187,10 +191,32 @@ store_commit(struct store *st)
 	st->state_dirty = 0;
 	st->log_bytes = 0;
 	st->log_since_ms = 0;
-	rc = txn_commit(txn);
+	if (st->fail_n > 0) {
+		st->fail_n--;
+		mdb_txn_abort(txn);
+		rc = st->fail_rc;
+	} else {
+		rc = txn_commit(txn);
+	}
 	if (st->untrimmed >= TRIM_EVERY)
 		trim_map(st);
+	if (st->on_commit)
+		st->on_commit(st->on_commit_arg, rc);
 	return rc;
+}
+
+void
+store_on_commit(struct store *st, void (*fn)(void *arg, int rc), void *arg)
+{
+	st->on_commit = fn;
+	st->on_commit_arg = arg;
+}
+
+void
+store_fail_commits(struct store *st, int rc, unsigned n)
+{
+	st->fail_rc = rc;
+	st->fail_n = n;
 }
 
 int64_t

@@ -47,8 +47,26 @@ int store_open(struct store **out, const char *dir, char **why);
  */
 void store_set_group_commit(struct store *st, int on);
 
-/* store_commit - make the pending writes durable.  0 or -errno (lost). */
+/*
+ * store_commit - make the pending writes durable.  0, or -errno / an MDB
+ * code: then every pending write is lost (the store is as it was at the
+ * last commit), and whoever reported one of them must say so.
+ */
 int store_commit(struct store *st);
+
+/*
+ * store_on_commit - fn(arg, rc) is called at the end of every store_commit
+ * that had pending writes, with its result (the engine reports run states
+ * to their watchers only after they are stored).  One hook; NULL removes it.
+ */
+void store_on_commit(struct store *st, void (*fn)(void *arg, int rc), void *arg);
+
+/*
+ * store_fail_commits - for tests: the next n commits of pending writes fail
+ * with rc (e.g. -ENOSPC, STORE_EMAPFULL) and lose those writes, as a full
+ * disk or a full map would.
+ */
+void store_fail_commits(struct store *st, int rc, unsigned n);
 
 /*
  * store_commit_due - when the pending writes should be committed: 0 now

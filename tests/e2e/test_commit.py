@@ -1,0 +1,82 @@
+"""Commit or fail: a reply that reports a change is sent only once the
+change is stored.  The state directory is a small tmpfs that the test
+fills, as a full disk on a server would be."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import Dbtd, make_repo
+
+
+@pytest.fixture
+def small_fs(workdir):
+    """A 6 MiB tmpfs (dbtd's state directory goes there); unmounted after."""
+    mnt = os.path.join(workdir, "fs")
+    os.makedirs(mnt)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + p.stderr.strip())
+    yield mnt
+    subprocess.run(["umount", "-l", mnt], check=False)
+
+
+def fill(path):
+    """Write zeros to path until the file system is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 20, 4096, 1):  # what did not fit, in smaller pieces
+            block = b"\0" * size
+            try:
+                while os.write(fd, block) > 0:
+                    pass
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def project_names(d):
+    return sorted(p["name"] for p in d.json("project", "list"))
+
+
+def test_full_disk_project_add_says_added_only_when_stored(workdir, small_fs):
+    """On a full disk `project add` used to answer "added (id N)" for a
+    project that was never stored.  Now every project reported added is
+    there after a restart, and the add that could not be stored says why."""
+    d = Dbtd(workdir)
+    d.state = os.path.join(small_fs, "state")
+    d.start()
+    repo = make_repo(workdir)
+    d.ok("project", "add", "first", "--repo", repo)
+    filler = os.path.join(small_fs, "filler")
+    fill(filler)
+    # each project record is ~3 KiB: the store must grow, and cannot
+    long_repo = repo + "?" + "x" * 3000
+    added, refused = ["first"], []
+    for i in range(400):
+        p = d.ctl("project", "add", "p%03d" % i, "--repo", long_repo)
+        if p.returncode == 0:
+            assert "added" in p.stdout
+            added.append("p%03d" % i)
+        else:
+            refused.append(p.stderr)
+            if len(refused) >= 3:
+                break
+    # the daemon is still up, and answers from what is stored
+    assert project_names(d) == sorted(added)
+    assert refused, "the store never ran out of space: the test proves nothing"
+    for why in refused:
+        assert "no space left" in why, why
+        assert "added" not in why
+    # with space again, adding works without a restart
+    os.unlink(filler)
+    d.ok("project", "add", "after", "--repo", repo)
+    added.append("after")
+    assert d.stop() == 0
+    d.start()
+    try:
+        assert project_names(d) == sorted(added)
+    finally:
+        d.stop()
