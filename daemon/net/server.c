@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -369,6 +370,19 @@ client_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	client_kill(c, "sent part of a frame and stalled");
 }
 
+/*
+ * Whether the peer closed its socket, rather than only shutting its writing
+ * side: a Unix stream socket reports POLLHUP only once both directions of
+ * its peer are shut.
+ */
+static int
+peer_closed(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = 0 };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP) != 0;
+}
+
 /* Bytes (or EOF) arrived from a client. */
 static void
 client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -388,13 +402,15 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			/*
 			 * The peer shut its writing side (or closed): what it asked
 			 * is still answered; the connection closes once the answers
-			 * (and any stream) are written.  A closed peer makes the
-			 * write fail, which closes it too.
+			 * (and any stream) are written.  A peer that closed its
+			 * socket reads nothing more: it goes now, and with it a
+			 * stream that may wait long for its next frame (a watched
+			 * run in the queue), instead of at that frame's write.
 			 */
 			c->eof = 1;
 			ev_io_stop(loop, &c->rio);
 			ev_timer_stop(loop, &c->stall);
-			if (c->out_off == c->out_len && c->stream == NULL)
+			if ((c->out_off == c->out_len && c->stream == NULL) || peer_closed(c->fd))
 				client_kill(c, NULL);
 		} else {
 			client_kill(c, n == 0 ? "closed in the middle of a frame" : strerror((int)-n));

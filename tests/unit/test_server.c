@@ -1,0 +1,737 @@
+/*
+ * test_server.c - the connection layer (daemon/net/server.c) over real Unix
+ * sockets and a real libev loop in one process, with a request handler of
+ * the test's own in place of the api: what a client relies on (request ids
+ * echoed, one stream per connection owned by it, half-close, answers over
+ * the frame limit, bad frames) without any feature behind it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "frame.h"
+#include "peer.h"
+#include "server.h"
+#include "util.h"
+
+/* What the test's handler saw and did. */
+struct hstate {
+	struct client *stream_client; /* the client whose stream is open, or NULL */
+	int opened;     /* streams opened */
+	int closed;     /* stream close callbacks */
+	int open_rc;    /* the last client_stream_open's result */
+	int send_rc;    /* the last client_send of a handler */
+};
+
+/* One stream of the test's handler: frames of a blob, produced by drain. */
+struct tstream {
+	struct hstate *h;
+	unsigned left;  /* frames drain still sends; the last has end set */
+	size_t size;    /* bytes in each of them */
+};
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	struct ev_loop *loop;
+	struct server *srv;
+	ev_prepare flush;
+	struct hstate h;
+};
+
+/* A blob response of n bytes (a pattern of seed), end as given; free .blob.data. */
+static Dbtd__Response
+blob_response(size_t n, uint8_t seed, int end)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+
+	resp.body_case = DBTD__RESPONSE__BODY_BLOB;
+	resp.blob.len = n;
+	resp.blob.data = malloc(n ? n : 1);
+	assert_non_null(resp.blob.data);
+	for (size_t i = 0; i < n; i++)
+		resp.blob.data[i] = (uint8_t)(seed + i * 7);
+	resp.end = end;
+	return resp;
+}
+
+/* True when b holds the n bytes blob_response(n, seed, ...) sent. */
+static int
+blob_is(const ProtobufCBinaryData *b, size_t n, uint8_t seed)
+{
+	if (b->len != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (b->data[i] != (uint8_t)(seed + i * 7))
+			return 0;
+	return 1;
+}
+
+/* client_send of a blob of n bytes; client_send's result. */
+static int
+send_blob(struct client *c, size_t n, uint8_t seed, int end)
+{
+	Dbtd__Response resp = blob_response(n, seed, end);
+	int rc = client_send(c, &resp);
+
+	free(resp.blob.data);
+	return rc;
+}
+
+/* The stream's drain: one frame per call; after the last, the stream ends. */
+static void
+tstream_drain(struct client *c, void *arg)
+{
+	struct tstream *ts = arg;
+	int last = ts->left <= 1;
+
+	if (ts->left == 0) {
+		client_stream_end(c);
+		return;
+	}
+	ts->left--;
+	/* a frame over the limit ends the stream, freeing ts: touch it no more then */
+	if (send_blob(c, ts->size, 'd', last) == -EMSGSIZE)
+		return;
+	if (last)
+		client_stream_end(c);
+}
+
+/* The stream ended or its connection went. */
+static void
+tstream_close(void *arg)
+{
+	struct tstream *ts = arg;
+
+	ts->h->closed++;
+	ts->h->stream_client = NULL;
+	free(ts);
+}
+
+static const struct client_stream_ops tstream_ops = {
+	.drain = tstream_drain, .close = tstream_close,
+};
+
+/*
+ * The test's request handler.  view_run{id}: a run with that id.
+ * artifact{run: n}: a blob of n bytes.  read_logs{run: n, step: size,
+ * follow}: a stream, its first frame "open" sent at once, then n frames of
+ * size bytes from drain (follow: none, the test pushes them).
+ */
+static void
+handle(void *arg, struct client *c, const Dbtd__Request *req)
+{
+	struct hstate *h = arg;
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__Run run = DBTD__RUN__INIT;
+	struct tstream *ts;
+
+	switch (req->body_case) {
+	case DBTD__REQUEST__BODY_VIEW_RUN:
+		run.id = req->view_run->id;
+		resp.body_case = DBTD__RESPONSE__BODY_RUN;
+		resp.run = &run;
+		h->send_rc = client_send(c, &resp);
+		break;
+	case DBTD__REQUEST__BODY_ARTIFACT:
+		h->send_rc = send_blob(c, req->artifact->run, 'a', 0);
+		break;
+	case DBTD__REQUEST__BODY_READ_LOGS:
+		ts = calloc(1, sizeof(*ts));
+		assert_non_null(ts);
+		ts->h = h;
+		ts->left = (unsigned)req->read_logs->run;
+		ts->size = req->read_logs->step;
+		h->open_rc = client_stream_open(c, &tstream_ops, ts);
+		if (h->open_rc < 0) {
+			free(ts); /* refused: still ours */
+			client_error(c, DBTD__ERROR_CODE__ERROR_CONFLICT, "a stream is open");
+			break;
+		}
+		h->opened++;
+		h->stream_client = c;
+		if (req->read_logs->follow)
+			client_stream_drain(c, 0);
+		h->send_rc = send_blob(c, 4, 'o', 0);
+		break;
+	default:
+		client_error(c, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, "not a request of this test");
+		break;
+	}
+}
+
+/* Before the loop waits: send what was queued, as dbtd's commit_cb does. */
+static void
+flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct fixture *f = w->data;
+
+	(void)loop; (void)revents;
+	server_flush(f->srv);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct server_handler h = { .request = handle };
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/dbtd-test-server-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/dbtd.sock", f->dir);
+	f->loop = ev_loop_new(EVFLAG_AUTO);
+	if (f->loop == NULL)
+		return -1;
+	h.arg = &f->h;
+	if (server_listen(&f->srv, f->loop, &h, f->path, 0600) < 0)
+		return -1;
+	ev_prepare_init(&f->flush, flush_cb);
+	f->flush.data = f;
+	ev_prepare_start(f->loop, &f->flush);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	ev_prepare_stop(f->loop, &f->flush);
+	server_free(f->srv);
+	ev_loop_destroy(f->loop);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A view_run request for run id, carrying request id rid (0: none). */
+static Dbtd__Request
+view_run(Dbtd__RunRef *ref, uint64_t id, uint64_t rid)
+{
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+
+	dbtd__run_ref__init(ref);
+	ref->id = id;
+	req.body_case = DBTD__REQUEST__BODY_VIEW_RUN;
+	req.view_run = ref;
+	req.request_id = rid;
+	return req;
+}
+
+/* Send view_run(id) with request id rid; assert the reply is run id with rid. */
+static void
+expect_run_reply(struct peer *p, uint64_t id, uint64_t rid)
+{
+	Dbtd__RunRef ref;
+	Dbtd__Request req = view_run(&ref, id, rid);
+	Dbtd__Response *resp = peer_call(p, &req);
+
+	assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_RUN);
+	assert_int_equal(resp->run->id, id);
+	assert_int_equal(resp->request_id, rid);
+	dbtd__response__free_unpacked(resp, NULL);
+}
+
+/* Open a stream of frames frames of size bytes (follow: pushed by the test) as rid. */
+static void
+send_open_stream(struct peer *p, unsigned frames, size_t size, int follow, uint64_t rid)
+{
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__ReadLogs rl = DBTD__READ_LOGS__INIT;
+
+	rl.run = frames;
+	rl.step = (uint32_t)size;
+	rl.follow = follow;
+	req.body_case = DBTD__REQUEST__BODY_READ_LOGS;
+	req.read_logs = &rl;
+	req.request_id = rid;
+	peer_send(p, &req);
+}
+
+/* The next response: the stream's first frame ("open"), carrying rid. */
+static void
+expect_stream_opened(struct peer *p, uint64_t rid)
+{
+	Dbtd__Response *resp = peer_recv(p);
+
+	assert_non_null(resp);
+	assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_BLOB);
+	assert_true(blob_is(&resp->blob, 4, 'o'));
+	assert_int_equal(resp->request_id, rid);
+	assert_false(resp->end);
+	dbtd__response__free_unpacked(resp, NULL);
+}
+
+/* The next response: an error of code whose message holds words, carrying rid. */
+static void
+expect_error(struct peer *p, Dbtd__ErrorCode code, const char *words, uint64_t rid)
+{
+	Dbtd__Response *resp = peer_recv(p);
+
+	assert_non_null(resp);
+	assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_ERROR);
+	assert_int_equal(resp->error->code, code);
+	if (strstr(resp->error->message, words) == NULL)
+		fail_msg("error \"%s\" does not say \"%s\"", resp->error->message, words);
+	assert_int_equal(resp->request_id, rid);
+	dbtd__response__free_unpacked(resp, NULL);
+}
+
+/* Push one frame of the open stream from outside any request, as an observer does. */
+static void
+push(struct fixture *f, size_t n, int end)
+{
+	assert_non_null(f->h.stream_client);
+	assert_int_equal(send_blob(f->h.stream_client, n, 'p', end), 0);
+}
+
+/* The next response: a pushed frame of n bytes carrying rid. */
+static void
+expect_pushed(struct peer *p, size_t n, int end, uint64_t rid)
+{
+	Dbtd__Response *resp = peer_recv(p);
+
+	assert_non_null(resp);
+	assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_BLOB);
+	assert_true(blob_is(&resp->blob, n, 'p'));
+	assert_int_equal(resp->end, end);
+	assert_int_equal(resp->request_id, rid);
+	dbtd__response__free_unpacked(resp, NULL);
+}
+
+static int
+one_closed(void *arg)
+{
+	return ((struct hstate *)arg)->closed >= 1;
+}
+
+static int
+two_closed(void *arg)
+{
+	return ((struct hstate *)arg)->closed >= 2;
+}
+
+/* A framed request gets a framed reply carrying its request id, or 0 without one. */
+static void
+test_request_id_echoed(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__RunRef r1, r2;
+	Dbtd__Request a = view_run(&r1, 10, 1), b = view_run(&r2, 20, 2);
+	uint8_t *fa, *fb, *both;
+	size_t la, lb;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	expect_run_reply(&p, 5, 77);
+	expect_run_reply(&p, 6, 0);
+	expect_run_reply(&p, 7, UINT64_MAX);
+	/* two requests in one write: answered in order, each with its own id */
+	assert_int_equal(frame_pack(&a.base, &fa, &la), 0);
+	assert_int_equal(frame_pack(&b.base, &fb, &lb), 0);
+	both = malloc(la + lb);
+	assert_non_null(both);
+	memcpy(both, fa, la);
+	memcpy(both + la, fb, lb);
+	peer_write(&p, both, la + lb);
+	free(fa);
+	free(fb);
+	free(both);
+	for (uint64_t i = 1; i <= 2; i++) {
+		Dbtd__Response *resp = peer_recv(&p);
+		assert_non_null(resp);
+		assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_RUN);
+		assert_int_equal(resp->run->id, i * 10);
+		assert_int_equal(resp->request_id, i);
+		dbtd__response__free_unpacked(resp, NULL);
+	}
+	peer_close(&p);
+}
+
+/*
+ * At most one stream per connection: a second open is refused (-EBUSY, and
+ * the refused stream is not closed: its opener still owns it); once the
+ * first has ended, a new one opens.  Each frame carries the id of the
+ * request that opened its stream, and close is called once per stream.
+ */
+static void
+test_one_stream_per_connection(void **state)
+{
+	struct fixture *f = *state;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	send_open_stream(&p, 0, 0, 1, 10);
+	expect_stream_opened(&p, 10);
+	assert_int_equal(f->h.open_rc, 0);
+	assert_true(client_has_stream(f->h.stream_client));
+
+	send_open_stream(&p, 0, 0, 1, 11);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_CONFLICT, "stream", 11);
+	assert_int_equal(f->h.open_rc, -EBUSY);
+	assert_int_equal(f->h.opened, 1);
+	assert_int_equal(f->h.closed, 0);
+
+	/* the first stream goes on, with its own request's id */
+	push(f, 100, 0);
+	expect_pushed(&p, 100, 0, 10);
+	push(f, 3, 1);
+	client_stream_end(f->h.stream_client);
+	assert_int_equal(f->h.closed, 1);
+	expect_pushed(&p, 3, 1, 10);
+
+	/* a request after the stream: its own id, not the stream's */
+	expect_run_reply(&p, 1, 0);
+
+	/* a new stream opens on the same connection */
+	send_open_stream(&p, 0, 0, 1, 12);
+	expect_stream_opened(&p, 12);
+	assert_int_equal(f->h.open_rc, 0);
+	assert_int_equal(f->h.opened, 2);
+	push(f, 5, 0);
+	expect_pushed(&p, 5, 0, 12);
+	push(f, 5, 1);
+	client_stream_end(f->h.stream_client);
+	expect_pushed(&p, 5, 1, 12);
+	assert_int_equal(f->h.closed, 2);
+	loop_spin(f->loop, 3);
+	assert_int_equal(f->h.closed, 2);
+	peer_close(&p);
+}
+
+/*
+ * A stream drained by the server: every frame carries the opening request's
+ * id, also when another request is answered in between; the last has end
+ * set, and close is called exactly once.
+ */
+static void
+test_stream_frames_carry_opening_id(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Response *resp;
+	int frames = 0, refused = 0, ended = 0;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	send_open_stream(&p, 3, 1000, 0, 41);
+	send_open_stream(&p, 3, 1000, 0, 42); /* refused: the first is open */
+	expect_stream_opened(&p, 41);
+	while (!ended && (resp = peer_recv(&p)) != NULL) {
+		if (resp->body_case == DBTD__RESPONSE__BODY_ERROR) {
+			assert_int_equal(resp->error->code, DBTD__ERROR_CODE__ERROR_CONFLICT);
+			assert_int_equal(resp->request_id, 42);
+			refused++;
+		} else {
+			assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_BLOB);
+			assert_true(blob_is(&resp->blob, 1000, 'd'));
+			assert_int_equal(resp->request_id, 41);
+			frames++;
+			ended = resp->end;
+		}
+		dbtd__response__free_unpacked(resp, NULL);
+	}
+	assert_int_equal(refused, 1);
+	assert_int_equal(frames, 3);
+	assert_true(ended);
+	assert_int_equal(f->h.closed, 1);
+	expect_run_reply(&p, 2, 0);
+	assert_int_equal(f->h.closed, 1);
+	peer_close(&p);
+}
+
+/*
+ * The connection owns its stream: when the client goes while a stream is
+ * open, the stream's close is called exactly once, whether the server was
+ * producing frames (drain) or waiting for frames to push.
+ */
+static void
+test_stream_closed_with_connection(void **state)
+{
+	struct fixture *f = *state;
+	struct peer p;
+
+	/* a stream that drains without end: 64 KiB frames, more than the client reads */
+	peer_connect(&p, f->loop, f->path);
+	send_open_stream(&p, 1000000, 65536, 0, 1);
+	expect_stream_opened(&p, 1);
+	peer_close(&p);
+	loop_until(f->loop, one_closed, &f->h);
+	loop_spin(f->loop, 5);
+	assert_int_equal(f->h.closed, 1);
+
+	/* a stream waiting for pushed frames (a followed log, a watched run) */
+	peer_connect(&p, f->loop, f->path);
+	send_open_stream(&p, 0, 0, 1, 2);
+	expect_stream_opened(&p, 2);
+	peer_close(&p);
+	loop_until(f->loop, two_closed, &f->h);
+	loop_spin(f->loop, 5);
+	assert_int_equal(f->h.closed, 2);
+	assert_null(f->h.stream_client);
+}
+
+/* server_free (dbtd stopping) closes each connection's open stream, once. */
+static void
+test_stream_closed_at_server_free(void **state)
+{
+	struct fixture *f = *state;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	send_open_stream(&p, 0, 0, 1, 3);
+	expect_stream_opened(&p, 3);
+	push(f, 10, 0); /* queued, not yet written: the last words go out at stop */
+	ev_prepare_stop(f->loop, &f->flush);
+	server_free(f->srv);
+	f->srv = NULL;
+	assert_int_equal(f->h.closed, 1);
+	expect_pushed(&p, 10, 0, 3);
+	peer_expect_eof(&p);
+	peer_close(&p);
+}
+
+/*
+ * Half-close: a client that sends its request and shuts its writing side
+ * still gets the whole answer, several MiB (written in many partial
+ * writes), then EOF.
+ */
+static void
+test_half_close_gets_whole_reply(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__ArtifactRef ar = DBTD__ARTIFACT_REF__INIT;
+	Dbtd__Response *resp;
+	size_t big = 6u << 20;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	ar.run = big;
+	req.body_case = DBTD__REQUEST__BODY_ARTIFACT;
+	req.artifact = &ar;
+	req.request_id = 3;
+	peer_send(&p, &req);
+	assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
+	resp = peer_recv(&p);
+	assert_non_null(resp);
+	assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_BLOB);
+	assert_int_equal(resp->request_id, 3);
+	assert_true(blob_is(&resp->blob, big, 'a'));
+	dbtd__response__free_unpacked(resp, NULL);
+	peer_expect_eof(&p);
+	peer_close(&p);
+}
+
+/* Half-close with a drained stream open: every frame of it, then EOF. */
+static void
+test_half_close_gets_rest_of_stream(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Response *resp;
+	int frames = 0, ended = 0;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	send_open_stream(&p, 4, 1u << 20, 0, 4);
+	assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
+	expect_stream_opened(&p, 4);
+	while ((resp = peer_recv(&p)) != NULL) {
+		assert_false(ended);
+		assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_BLOB);
+		assert_true(blob_is(&resp->blob, 1u << 20, 'd'));
+		assert_int_equal(resp->request_id, 4);
+		ended = resp->end;
+		frames++;
+		dbtd__response__free_unpacked(resp, NULL);
+	}
+	assert_int_equal(frames, 4);
+	assert_true(ended);
+	assert_int_equal(f->h.closed, 1);
+	peer_close(&p);
+}
+
+/*
+ * Half-close with a stream waiting for pushed frames: the connection stays
+ * until the stream ends (its frames still arrive), then closes.
+ */
+static void
+test_half_close_keeps_waiting_stream(void **state)
+{
+	struct fixture *f = *state;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	send_open_stream(&p, 0, 0, 1, 5);
+	assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
+	expect_stream_opened(&p, 5);
+	loop_spin(f->loop, 5); /* the server sees EOF: nothing to close yet */
+	assert_int_equal(f->h.closed, 0);
+	push(f, 8, 0);
+	expect_pushed(&p, 8, 0, 5);
+	push(f, 8, 1);
+	client_stream_end(f->h.stream_client);
+	expect_pushed(&p, 8, 1, 5);
+	peer_expect_eof(&p);
+	assert_int_equal(f->h.closed, 1);
+	peer_close(&p);
+}
+
+/*
+ * A reply over the 16 MiB frame limit becomes an ERROR_FAILED naming the
+ * limit, with the request's id; client_send says -EMSGSIZE.  In a stream,
+ * the error is its last frame: the stream ends (closed once).  The
+ * connection goes on either way.
+ */
+static void
+test_reply_over_frame_limit(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__ArtifactRef ar = DBTD__ARTIFACT_REF__INIT;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	ar.run = FRAME_MAX;
+	req.body_case = DBTD__REQUEST__BODY_ARTIFACT;
+	req.artifact = &ar;
+	req.request_id = 9;
+	peer_send(&p, &req);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_FAILED, "16 MiB limit", 9);
+	assert_int_equal(f->h.send_rc, -EMSGSIZE);
+	expect_run_reply(&p, 1, 10);
+
+	/* the second frame of a stream is too large: an error ends the stream */
+	send_open_stream(&p, 2, FRAME_MAX, 0, 13);
+	expect_stream_opened(&p, 13);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_FAILED, "16 MiB limit", 13);
+	assert_int_equal(f->h.closed, 1);
+	assert_null(f->h.stream_client);
+	expect_run_reply(&p, 2, 14);
+
+	/* a pushed frame too large (an observer's): the same */
+	send_open_stream(&p, 0, 0, 1, 15);
+	expect_stream_opened(&p, 15);
+	assert_int_equal(send_blob(f->h.stream_client, FRAME_MAX, 'p', 0), -EMSGSIZE);
+	assert_int_equal(f->h.closed, 2);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_FAILED, "16 MiB limit", 15);
+	expect_run_reply(&p, 3, 16);
+	peer_close(&p);
+}
+
+/* Write raw bytes on a new connection; expect an ERROR_PROTOCOL saying words, then EOF. */
+static void
+expect_refused(struct fixture *f, const void *bytes, size_t len, const char *words)
+{
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	peer_write(&p, bytes, len);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_PROTOCOL, words, 0);
+	peer_expect_eof(&p);
+	peer_close(&p);
+}
+
+/*
+ * A declared length over the limit, a zero length or a frame that does not
+ * decode: an ERROR_PROTOCOL and the connection is closed; the server goes
+ * on, and another connection (with its open stream) is not disturbed.
+ */
+static void
+test_bad_frames_close_that_connection_only(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t over[] = { 0x01, 0x00, 0x00, 0x01 }; /* 16 MiB + 1 */
+	static const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t zero[] = { 0, 0, 0, 0 };
+	/* field 1 (hello) announcing 127 bytes and holding 1 */
+	static const uint8_t garbage[] = { 0, 0, 0, 3, 0x0a, 0x7f, 'x' };
+	static const uint8_t half[] = { 0, 0, 0, 100, 0x0a };
+	Dbtd__RunRef ref;
+	Dbtd__Request req = view_run(&ref, 8, 8);
+	uint8_t *buf, *twice;
+	size_t len;
+	struct peer good, p;
+
+	peer_connect(&good, f->loop, f->path);
+	send_open_stream(&good, 0, 0, 1, 7);
+	expect_stream_opened(&good, 7);
+
+	expect_refused(f, over, sizeof(over), "16 MiB limit");
+	expect_refused(f, huge, sizeof(huge), "16 MiB limit");
+	expect_refused(f, zero, sizeof(zero), "zero-length");
+	expect_refused(f, garbage, sizeof(garbage), "does not decode");
+
+	/* a good request, then garbage in the same write: answered, then refused */
+	assert_int_equal(frame_pack(&req.base, &buf, &len), 0);
+	twice = malloc(len + sizeof(garbage));
+	assert_non_null(twice);
+	memcpy(twice, buf, len);
+	memcpy(twice + len, garbage, sizeof(garbage));
+	peer_connect(&p, f->loop, f->path);
+	peer_write(&p, twice, len + sizeof(garbage));
+	free(buf);
+	free(twice);
+	{
+		Dbtd__Response *resp = peer_recv(&p);
+		assert_non_null(resp);
+		assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_RUN);
+		assert_int_equal(resp->request_id, 8);
+		dbtd__response__free_unpacked(resp, NULL);
+	}
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_PROTOCOL, "does not decode", 0);
+	peer_expect_eof(&p);
+	peer_close(&p);
+
+	/* half a frame, then gone */
+	peer_connect(&p, f->loop, f->path);
+	peer_write(&p, half, sizeof(half));
+	loop_spin(f->loop, 3);
+	peer_close(&p);
+	loop_spin(f->loop, 3);
+
+	/* the other connection and its stream are as they were */
+	assert_int_equal(f->h.closed, 0);
+	push(f, 6, 0);
+	expect_pushed(&good, 6, 0, 7);
+	expect_run_reply(&good, 4, 0);
+	peer_close(&good);
+	loop_until(f->loop, one_closed, &f->h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_request_id_echoed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_stream_per_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_frames_carry_opening_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_closed_with_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_closed_at_server_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_close_gets_whole_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_close_gets_rest_of_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_close_keeps_waiting_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_over_frame_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_frames_close_that_connection_only, setup,
+		                                teardown),
+	};
+
+	/* a write to a client that went must fail with EPIPE, as in dbtd */
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
