@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1123,32 +1124,61 @@ store_artifact_get(struct store *st, uint64_t run_id, const char *path, Dbtd__Ar
 }
 
 int
-store_artifacts_list(struct store *st, uint64_t run_id,
-                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg)
+store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_t max,
+                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg, int *more)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	uint8_t key[8];
+	uint8_t key[INDEX_KEY_MAX + 8];
 	MDB_val k = { 8, key }, v;
-	int rc = op_begin(st, 0, &txn), mrc;
+	int rc, mrc, n = 0;
 
+	if (more)
+		*more = 0;
+	put_be64(key, run_id);
+	if (after != NULL && after[0] != '\0') {
+		k.mv_size = artifact_key(key, sizeof(key), run_id, after);
+		if (k.mv_size == 0)
+			return -ENAMETOOLONG;
+	}
+	rc = op_begin(st, 0, &txn);
 	if (rc < 0)
 		return rc;
 	rc = map_rc(mdb_cursor_open(txn, st->artifacts, &cur));
 	if (rc < 0)
 		return op_end(st, txn, 0, rc);
-	put_be64(key, run_id);
-	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	/* the first key at or after run ‖ after; after itself was given before */
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (mrc == 0 && after != NULL && k.mv_size > 8 && k.mv_size - 8 == strlen(after) &&
+	    memcmp((const uint8_t *)k.mv_data + 8, after, k.mv_size - 8) == 0)
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		Dbtd__Artifact *a;
 		if (k.mv_size < 8 || get_be64(k.mv_data) != run_id)
 			break;
+		if (rc != 0 || (size_t)n == max) {
+			/* the page is full or fn had enough: only say whether more follow */
+			if (more)
+				*more = 1;
+			break;
+		}
 		if (unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a) < 0)
 			continue;
+		n++;
 		rc = fn(arg, a);
-		if (rc)
+		if (rc < 0)
 			break;
 	}
 	mdb_cursor_close(cur);
-	return op_end(st, txn, 0, rc);
+	rc = op_end(st, txn, 0, rc < 0 ? rc : 0);
+	return rc < 0 ? rc : n;
+}
+
+int
+store_artifacts_list(struct store *st, uint64_t run_id,
+                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg)
+{
+	int rc = store_artifacts_page(st, run_id, NULL, SIZE_MAX, fn, arg, NULL);
+
+	return rc < 0 ? rc : 0;
 }

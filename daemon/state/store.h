@@ -176,9 +176,25 @@ int store_artifact_put(struct store *st, uint64_t run_id, const Dbtd__Artifact *
 int store_artifact_get(struct store *st, uint64_t run_id, const char *path,
                        Dbtd__Artifact **out);
 
-/* store_artifacts_list - call fn with every artifact of a run, by path (fn owns it). */
+/*
+ * store_artifacts_list - call fn with every artifact of a run, by path (fn
+ * owns it), until fn returns non-zero.  0, or -errno (fn's when negative).
+ */
 int store_artifacts_list(struct store *st, uint64_t run_id,
                          int (*fn)(void *arg, Dbtd__Artifact *a), void *arg);
+
+/*
+ * store_artifacts_page - one page of a run's artifacts, for reading a long
+ * list a piece at a time: call fn with those whose path sorts after `after`
+ * (bytewise; NULL or "": from the first), in that order, at most max of
+ * them, and stop early after one for which fn returns > 0 (fn owns each
+ * artifact; a negative return is the error returned).  Each page is read
+ * in a transaction of its own: pass the last path given to get the next.
+ * *more (may be NULL) is set when the run has artifacts after the last one
+ * given.  Returns the number given to fn, or -errno.
+ */
+int store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_t max,
+                         int (*fn)(void *arg, Dbtd__Artifact *a), void *arg, int *more);
 
 /* Where a reader of a run's log is: the last chunk it got (0, 0: none yet). */
 struct store_log_pos {
