@@ -1,6 +1,7 @@
 /*
  * artifacts.c - serving what a run left: its lineage graph, the list of
- * files dbt wrote, and one file's content streamed from the blob store.
+ * files dbt wrote (both streamed in bounded frames when the client asks,
+ * RunRef.stream), and one file's content streamed from the blob store.
  */
 #include "config.h"
 
@@ -19,6 +20,11 @@
 #include "store.h"
 
 #define BLOB_PIECE (1u << 20) /* bytes per blob frame, one per loop iteration */
+/* A streamed lineage or artifact list: per frame at most */
+#define PAGE_ITEMS 1000       /* artifacts, or lineage nodes */
+#define PAGE_EDGES 10000      /* lineage edges */
+#define PAGE_BYTES (1u << 20) /* bytes, give or take the last item */
+#define ITEM_OVERHEAD 6       /* a repeated message's tag and length */
 
 /* An artifact being sent to a client (the connection's stream). */
 struct sending {
@@ -40,13 +46,97 @@ check_run(struct api *a, struct client *c, uint64_t id)
 	return rc;
 }
 
+/* A lineage graph being streamed: the stored graph and how much of it was sent. */
+struct graph_stream {
+	Dbtd__Lineage *l;
+	int owned;             /* l is the stored graph, freed with the stream */
+	size_t node, edge;     /* the first node and edge not sent yet */
+	unsigned frames;       /* frames sent */
+};
+
+/* The next frame's nodes, then (all nodes sent) edges, within a frame's bounds. */
+static void
+graph_page(struct graph_stream *gs, Dbtd__Lineage *f)
+{
+	const Dbtd__Lineage *l = gs->l;
+	size_t bytes = 0, i;
+
+	for (i = gs->node; i < l->n_nodes && i - gs->node < PAGE_ITEMS && bytes < PAGE_BYTES; i++)
+		bytes += protobuf_c_message_get_packed_size(&l->nodes[i]->base) + ITEM_OVERHEAD;
+	if (i > gs->node) {
+		f->nodes = l->nodes + gs->node;
+		f->n_nodes = i - gs->node;
+		gs->node = i;
+	}
+	if (gs->node < l->n_nodes)
+		return;
+	for (i = gs->edge; i < l->n_edges && i - gs->edge < PAGE_EDGES && bytes < PAGE_BYTES; i++)
+		bytes += protobuf_c_message_get_packed_size(&l->edges[i]->base) + ITEM_OVERHEAD;
+	if (i > gs->edge) {
+		f->edges = l->edges + gs->edge;
+		f->n_edges = i - gs->edge;
+		gs->edge = i;
+	}
+}
+
+/*
+ * Send the next frame of a streamed graph (the first carries error and
+ * step).  1 when more follow, 0 after the last, -errno when it could not
+ * be sent (the client was told, or is gone).
+ */
+static int
+graph_send(struct client *c, struct graph_stream *gs)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__Lineage f = DBTD__LINEAGE__INIT;
+	int rc;
+
+	if (gs->frames++ == 0) {
+		f.error = gs->l->error;
+		f.step = gs->l->step;
+	}
+	graph_page(gs, &f);
+	f.more = gs->node < gs->l->n_nodes || gs->edge < gs->l->n_edges;
+	resp.body_case = DBTD__RESPONSE__BODY_LINEAGE;
+	resp.lineage = &f;
+	resp.end = !f.more;
+	rc = client_send(c, &resp); /* in a stream, a frame too large frees gs */
+	return rc < 0 ? rc : f.more;
+}
+
+/* The stream is over or its connection went: free the graph. */
+static void
+graph_free(void *arg)
+{
+	struct graph_stream *gs = arg;
+
+	if (gs->owned)
+		dbtd__lineage__free_unpacked(gs->l, NULL);
+	free(gs);
+}
+
+/* The client took the last frame: send the next, ending the stream after the last. */
+static void
+graph_drain(struct client *c, void *arg)
+{
+	if (graph_send(c, arg) != 1 && client_has_stream(c))
+		client_stream_end(c);
+}
+
+static const struct client_stream_ops graph_ops = { .drain = graph_drain, .close = graph_free };
+
 void
 artifacts_lineage(struct api *a, struct client *c, const Dbtd__RunRef *ref)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__Lineage none = DBTD__LINEAGE__INIT, *l = NULL;
+	struct graph_stream *gs;
 	int rc;
 
+	if (ref->stream && client_has_stream(c)) {
+		api_stream_busy(c);
+		return;
+	}
 	if (check_run(a, c, ref->id) < 0)
 		return;
 	rc = store_lineage_get(a->store, ref->id, &l);
@@ -57,12 +147,120 @@ artifacts_lineage(struct api *a, struct client *c, const Dbtd__RunRef *ref)
 		         (unsigned long long)ref->id, store_strerror(rc));
 		return;
 	}
-	resp.body_case = DBTD__RESPONSE__BODY_LINEAGE;
-	resp.lineage = l ? l : &none;
-	client_send(c, &resp);
-	if (l)
-		dbtd__lineage__free_unpacked(l, NULL);
+	if (!ref->stream) {
+		/* as before streams: the whole graph in one frame, or an error over the limit */
+		resp.body_case = DBTD__RESPONSE__BODY_LINEAGE;
+		resp.lineage = l ? l : &none;
+		client_send(c, &resp);
+		if (l)
+			dbtd__lineage__free_unpacked(l, NULL);
+		return;
+	}
+	gs = calloc(1, sizeof(*gs));
+	if (gs == NULL) {
+		if (l)
+			dbtd__lineage__free_unpacked(l, NULL);
+		api_fail(c, ERR_INTERNAL, "out of memory");
+		return;
+	}
+	gs->l = l ? l : &none; /* none has no nodes: one frame, sent here */
+	gs->owned = l != NULL;
+	/* the first frame now; a stream for the rest (no stream is open: checked above) */
+	if (graph_send(c, gs) != 1 || client_stream_open(c, &graph_ops, gs) < 0)
+		graph_free(gs);
 }
+
+/* One page of a streamed artifact list: the artifacts and their bytes. */
+struct page {
+	struct pb_list l;
+	size_t bytes;
+};
+
+/* store_artifacts_page callback: keep a; enough once the page is about PAGE_BYTES. */
+static int
+page_take(void *arg, Dbtd__Artifact *a)
+{
+	struct page *p = arg;
+	size_t size = protobuf_c_message_get_packed_size(&a->base) + ITEM_OVERHEAD;
+	int rc = pb_list_push(&p->l, &a->base);
+
+	if (rc < 0)
+		return rc;
+	p->bytes += size;
+	return p->bytes >= PAGE_BYTES;
+}
+
+/* An artifact list being streamed: read a page from the store per frame. */
+struct list_stream {
+	struct api *a;
+	uint64_t run;
+	char *after;           /* the path of the last artifact sent; NULL: none yet */
+};
+
+/*
+ * Send the next page of a streamed artifact list.  1 when more follow, 0
+ * after the last, -errno when it could not be read or sent (the client was
+ * told, or is gone).
+ */
+static int
+list_send(struct client *c, struct list_stream *ls)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__ArtifactList al = DBTD__ARTIFACT_LIST__INIT;
+	struct page p = { { 0 }, 0 };
+	int more, rc;
+
+	rc = store_artifacts_page(ls->a->store, ls->run, ls->after, PAGE_ITEMS, page_take, &p,
+	                          &more);
+	if (rc < 0) {
+		api_fail(c, store_err_kind(rc), "cannot list the artifacts of run %llu: %s",
+		         (unsigned long long)ls->run, store_strerror(rc));
+		goto out;
+	}
+	if (more) {
+		/* where the next page starts, kept before sending (a failed send frees ls) */
+		char *next = strdup(((Dbtd__Artifact *)p.l.items[p.l.n - 1])->path);
+		if (next == NULL) {
+			api_fail(c, ERR_INTERNAL, "out of memory");
+			rc = -ENOMEM;
+			goto out;
+		}
+		free(ls->after);
+		ls->after = next;
+	}
+	al.n_items = p.l.n;
+	al.items = (Dbtd__Artifact **)p.l.items;
+	al.more = more;
+	resp.body_case = DBTD__RESPONSE__BODY_ARTIFACTS;
+	resp.artifacts = &al;
+	resp.end = !more;
+	rc = client_send(c, &resp);
+	if (rc == 0)
+		rc = more;
+out:
+	pb_list_free(&p.l);
+	return rc;
+}
+
+/* The stream is over or its connection went. */
+static void
+list_free(void *arg)
+{
+	struct list_stream *ls = arg;
+
+	free(ls->after);
+	free(ls);
+}
+
+/* The client took the last frame: send the next page, ending the stream after the last. */
+static void
+list_drain(struct client *c, void *arg)
+{
+	if (list_send(c, arg) != 1 && client_has_stream(c))
+		client_stream_end(c);
+}
+
+static const struct client_stream_ops list_ops = { .drain = list_drain, .close = list_free };
 
 /* store_artifacts_list callback: keep a. */
 static int
@@ -71,20 +269,19 @@ list_cb(void *arg, Dbtd__Artifact *a)
 	return pb_list_push(arg, &a->base);
 }
 
-void
-artifacts_list(struct api *a, struct client *c, const Dbtd__RunRef *ref)
+/* The whole list in one frame, as before streams (an error when over the limit). */
+static void
+list_whole(struct api *a, struct client *c, uint64_t run)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__ArtifactList al = DBTD__ARTIFACT_LIST__INIT;
 	struct pb_list l = { 0 };
 	int rc;
 
-	if (check_run(a, c, ref->id) < 0)
-		return;
-	rc = store_artifacts_list(a->store, ref->id, list_cb, &l);
+	rc = store_artifacts_list(a->store, run, list_cb, &l);
 	if (rc < 0) {
 		api_fail(c, store_err_kind(rc), "cannot list the artifacts of run %llu: %s",
-		         (unsigned long long)ref->id, store_strerror(rc));
+		         (unsigned long long)run, store_strerror(rc));
 	} else {
 		al.n_items = l.n;
 		al.items = (Dbtd__Artifact **)l.items;
@@ -93,6 +290,33 @@ artifacts_list(struct api *a, struct client *c, const Dbtd__RunRef *ref)
 		client_send(c, &resp);
 	}
 	pb_list_free(&l);
+}
+
+void
+artifacts_list(struct api *a, struct client *c, const Dbtd__RunRef *ref)
+{
+	struct list_stream *ls;
+
+	if (ref->stream && client_has_stream(c)) {
+		api_stream_busy(c);
+		return;
+	}
+	if (check_run(a, c, ref->id) < 0)
+		return;
+	if (!ref->stream) {
+		list_whole(a, c, ref->id);
+		return;
+	}
+	ls = calloc(1, sizeof(*ls));
+	if (ls == NULL) {
+		api_fail(c, ERR_INTERNAL, "out of memory");
+		return;
+	}
+	ls->a = a;
+	ls->run = ref->id;
+	/* the first page now; a stream for the rest (no stream is open: checked above) */
+	if (list_send(c, ls) != 1 || client_stream_open(c, &list_ops, ls) < 0)
+		list_free(ls);
 }
 
 /* The stream is over or its connection went: close the file. */

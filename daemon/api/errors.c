@@ -62,6 +62,6 @@ api_run_error(struct client *c, int rc, uint64_t id)
 void
 api_stream_busy(struct client *c)
 {
-	api_fail(c, ERR_CONFLICT, "a stream (logs, an artifact or a watched run) is already "
+	api_fail(c, ERR_CONFLICT, "a stream (logs, an artifact, a list or a watched run) is already "
 	         "open on this connection; open another connection for a second one");
 }
