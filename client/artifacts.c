@@ -21,6 +21,7 @@
 #include "artifacts.h"
 #include "commands.h"
 #include "conn.h"
+#include "paged.h"
 
 enum { OPT_TREE = DBTCTL_OPT_FREE, OPT_SEARCH, OPT_OUTPUT };
 
@@ -327,9 +328,11 @@ cmd_run_artifacts(struct dbtctl_opts *o, const struct command *cmd, int argc,
 		return DBTCTL_EXIT_USAGE;
 	}
 
+	ref.stream = true; /* however many, in frames dbtd bounds; put together here */
 	req.body_case = DBTD__REQUEST__BODY_ARTIFACTS;
 	req.artifacts = &ref;
-	rc = request(o, &c, &req, DBTD__RESPONSE__BODY_ARTIFACTS, "see dbtctl run list", &r);
+	rc = request_paged(o, &c, &req, DBTD__RESPONSE__BODY_ARTIFACTS, "see dbtctl run list",
+	                   &r);
 	if (rc != 0)
 		return rc;
 	al = r->artifacts;

@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "conn.h"
 #include "lineage.h"
+#include "paged.h"
 
 enum {
 	OPT_FORMAT = DBTCTL_OPT_FREE, OPT_SELECT, OPT_IMPACT, OPT_TESTS,
@@ -1825,9 +1826,10 @@ cmd_run_lineage(struct dbtctl_opts *o, const struct command *cmd, int argc,
 			goto out;
 	}
 
+	ref.stream = true; /* however large, in frames dbtd bounds; put together here */
 	req.body_case = DBTD__REQUEST__BODY_LINEAGE;
 	req.lineage = &ref;
-	rc = request(o, &c, &req, DBTD__RESPONSE__BODY_LINEAGE, "see dbtctl run list", &r);
+	rc = request_paged(o, &c, &req, DBTD__RESPONSE__BODY_LINEAGE, "see dbtctl run list", &r);
 	if (rc != 0)
 		goto out;
 	l = r->lineage;
