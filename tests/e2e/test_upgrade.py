@@ -883,6 +883,38 @@ def test_migration_killed_at_each_step(filled, workdir, point):
     assert_counts(report, f.baseline, f.check_before)
 
 
+# ---- this dbtctl, 0.1.0's dbtd ----
+
+def test_this_dbtctl_reads_lists_from_0_1_0(filled, workdir):
+    """This dbtctl asks for a run's artifacts and lineage as streams
+    (RunRef.stream); 0.1.0 knows no such thing and answers in one frame
+    with neither `more` nor `end`.  dbtctl takes that frame as the whole
+    answer (it does not wait for more until its timeout) and shows what
+    0.1.0's dbtctl showed."""
+    f = filled
+    root = f.copy_to(os.path.join(workdir, "old-again"))
+    d = old_dbtd(root, f.old)
+    d.start()
+    try:
+        ctl = Ctl(DBTCTL, d.sock)
+        wait_idle(ctl)  # the run 0.1.0 left Queued starts again
+        # a dbtctl waiting for more would give up with exit 5 after this
+        env = dict(BASE_ENV, DBTCTL_TIMEOUT="20")
+        seen = 0
+        for run_id, want in f.baseline["runs"].items():
+            if run_id in f.moving:
+                continue
+            for key, args in (("artifacts", ("run", "artifacts", run_id)),
+                              ("lineage", ("run", "lineage", run_id, "--tests"))):
+                got = outcome(ctl.run("--json", *args, env=env))
+                assert_same(want[key], got, f"this dbtctl {' '.join(map(str, args))} "
+                                            "against 0.1.0's dbtd")
+            seen += isinstance(want["artifacts"], list) and len(want["artifacts"]) > 0
+        assert seen >= 2
+    finally:
+        assert d.stop() == 0, d.log()
+
+
 # ---- dbtctl version ----
 
 def dbtctl_version(d):
