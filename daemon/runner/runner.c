@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "collect.h"
+#include "frame.h"
 #include "host.h"
 #include "lineage.h"
 #include "names.h"
@@ -307,6 +308,17 @@ send_lineage(struct host_run *hr, const Dbtd__Step *step, Dbtd__Lineage **graph)
 		ev.lineage = *graph ? *graph : &empty; /* keep the last good graph */
 	}
 	ev.body_case = DBTD__RUNNER_EVENT__BODY_LINEAGE;
+	if (ev.lineage == l && dbtd__runner_event__get_packed_size(&ev) > FRAME_MAX) {
+		/* too large for dbtd to take: say so rather than lose it unnoticed */
+		free(why);
+		why = xasprintf("the lineage graph of step %u (%zu nodes, %zu MiB) is larger "
+		                "than the %u MiB dbtd keeps; target/manifest.json is among the "
+		                "run's artifacts", step->index, l->n_nodes,
+		                dbtd__lineage__get_packed_size(l) >> 20, FRAME_MAX >> 20);
+		empty.error = why ? why : (char *)"the lineage graph is too large to keep";
+		empty.step = step->index;
+		ev.lineage = &empty;
+	}
 	host_flush(hr);
 	if (ev.lineage != *graph)
 		host_send(hr, &ev);

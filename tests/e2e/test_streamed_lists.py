@@ -224,3 +224,34 @@ def test_a_list_that_fits_is_one_frame_with_end(pb, big):
     c.close()
     assert "target/manifest.json" in [a["path"] for a in big.d.json("run", "artifacts",
                                                                      big.small)]
+
+
+INFLATE = """
+import json, sys
+path = "target/manifest.json"
+with open(path) as f:
+    m = json.load(f)
+for n in m["nodes"].values():
+    n["original_file_path"] = "models/" + "p" * (6 << 20) + ".sql"
+with open(path, "w") as f:
+    json.dump(m, f)
+"""
+
+
+def test_a_graph_too_large_to_keep_says_so(big, tmp_path):
+    """A lineage graph larger than a runner frame (16 MiB) used to be lost
+    without a word ("no dbt command of the run wrote a manifest"); now the
+    run's lineage says why it is missing and where the manifest is."""
+    script = tmp_path / "inflate.py"
+    script.write_text(INFLATE)
+    wrapper = tmp_path / "dbt-inflate"
+    wrapper.write_text(f'#!/bin/sh\n{DBT} "$@" || exit $?\n'
+                       f'[ "$1" = parse ] && {VENV_PY} {script}\nexit 0\n')
+    wrapper.chmod(0o755)
+    repo = make_project(str(tmp_path), "huge", {"a": [], "b": ["a"], "c": ["a", "b"]})
+    run_id = add_job(big.d, str(tmp_path), "huge", repo, str(wrapper), "huge")
+    p = big.d.ctl("run", "lineage", run_id)
+    assert p.returncode == 1, p.stdout
+    assert "(3 nodes, 18 MiB) is larger than the 16 MiB dbtd keeps" in p.stderr, p.stderr
+    assert "target/manifest.json is among the run's artifacts" in p.stderr
+    assert "target/manifest.json" in [a["path"] for a in big.d.json("run", "artifacts", run_id)]
