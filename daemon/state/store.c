@@ -1,9 +1,13 @@
-/* store.c - dbtd's state in LMDB (see store.h). */
+/*
+ * store.c - dbtd's state in LMDB (see store.h): the environment,
+ * transactions and group commit, open and close, errors, the named objects
+ * (projects, environments, jobs).  Runs are in store_runs.c, logs, lineage
+ * and artifacts in store_run_data.c; what they share is in store_int.h.
+ */
 #include "config.h"
 
 #include <errno.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,26 +19,8 @@
 #include "names.h"
 #include "store.h"
 #include "store_format.h"
+#include "store_int.h"
 #include "util.h"
-
-struct store {
-	MDB_env *env;
-	MDB_dbi obj[3], names[3];
-	MDB_dbi runs, runs_active, logs;
-	MDB_dbi by_job, by_status, by_trigger, by_branch; /* run indexes */
-	MDB_dbi lineage, artifacts;
-	MDB_dbi meta;     /* format record and id counters (store_format.h) */
-	int group;        /* group commit: writes go into `batch` */
-	MDB_txn *batch;   /* the open group transaction, or NULL */
-	int state_dirty;  /* the batch holds more than log lines */
-	size_t log_bytes; /* log bytes in the batch */
-	int64_t log_since_ms; /* when the first of them came */
-	size_t untrimmed;     /* log bytes committed since the map was last trimmed */
-	void (*on_commit)(void *arg, int rc); /* told of every commit of a batch */
-	void *on_commit_arg;
-	int fail_rc;          /* tests: the next fail_n commits fail with fail_rc */
-	unsigned fail_n;
-};
 
 #define TRIM_EVERY (8u << 20) /* drop mapped pages after this many log bytes */
 
@@ -50,47 +36,6 @@ static const ProtobufCMessageDescriptor *const obj_desc[3] = {
 	&dbtd__project__descriptor, &dbtd__environment__descriptor,
 	&dbtd__job__descriptor,
 };
-
-/* Map an LMDB or errno result to 0 or a negative errno (one mapping for the store). */
-static int
-map_rc(int rc)
-{
-	return store_format_map_rc(rc);
-}
-
-/* Write a 64-bit big-endian integer. */
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-/* Read a 64-bit big-endian integer. */
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* Write a 32-bit big-endian integer. */
-static void
-put_be32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-/* Read a 32-bit big-endian integer. */
-static uint32_t
-get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Begin a transaction, retrying once after clearing stale readers. */
 static int
@@ -118,8 +63,8 @@ txn_commit(MDB_txn *txn)
  * transaction (so they see pending writes) or a read-only one; writes get a
  * nested transaction of the group one, or a transaction of their own.
  */
-static int
-op_begin(struct store *st, int write, MDB_txn **txn)
+int
+store_op_begin(struct store *st, int write, MDB_txn **txn)
 {
 	int rc;
 
@@ -139,11 +84,11 @@ op_begin(struct store *st, int write, MDB_txn **txn)
 }
 
 /*
- * End an operation begun with op_begin: commit a write that succeeded.
+ * End an operation begun with store_op_begin: commit a write that succeeded.
  * write is 0 for a read, 1 for a state write, 2 for log lines.
  */
-static int
-op_end(struct store *st, MDB_txn *txn, int write, int rc)
+int
+store_op_end(struct store *st, MDB_txn *txn, int write, int rc)
 {
 	if (txn == st->batch)
 		return rc;
@@ -232,8 +177,8 @@ store_commit_due(const struct store *st, int64_t now)
 }
 
 /* Pack msg into a new buffer: its MDB_val.  0 or -ENOMEM. */
-static int
-pack_val(const ProtobufCMessage *msg, MDB_val *v)
+int
+store_pack_val(const ProtobufCMessage *msg, MDB_val *v)
 {
 	size_t n = protobuf_c_message_get_packed_size(msg);
 
@@ -245,8 +190,8 @@ pack_val(const ProtobufCMessage *msg, MDB_val *v)
 }
 
 /* Unpack a stored record; -EBADMSG when it does not decode. */
-static int
-unpack_val(const ProtobufCMessageDescriptor *desc, const MDB_val *v,
+int
+store_unpack_val(const ProtobufCMessageDescriptor *desc, const MDB_val *v,
            ProtobufCMessage **out)
 {
 	*out = protobuf_c_message_unpack(desc, NULL, v->mv_size, v->mv_data);
@@ -260,8 +205,8 @@ unpack_val(const ProtobufCMessageDescriptor *desc, const MDB_val *v,
  * them).  The counter moves past it, so an id is never given out twice,
  * also after the object that had it is removed.
  */
-static int
-next_id(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *id)
+int
+store_next_id(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *id)
 {
 	MDB_cursor *cur;
 	MDB_val k, v, ck, cv;
@@ -422,14 +367,14 @@ int
 store_format_info(struct store *st, Dbtd__StoreFormat **out)
 {
 	MDB_txn *txn;
-	int rc = op_begin(st, 0, &txn);
+	int rc = store_op_begin(st, 0, &txn);
 
 	if (rc < 0)
 		return rc;
 	rc = store_format_get(txn, out);
 	if (rc == 0 && *out == NULL)
 		rc = -ENOENT;
-	return op_end(st, txn, 0, rc);
+	return store_op_end(st, txn, 0, rc);
 }
 
 void
@@ -472,7 +417,7 @@ obj_write(struct store *st, MDB_txn *txn, enum store_kind kind, MDB_val *key,
           const ProtobufCMessage *msg)
 {
 	MDB_val v = { 0, NULL };
-	int rc = pack_val(msg, &v);
+	int rc = store_pack_val(msg, &v);
 
 	if (rc == 0) {
 		rc = map_rc(mdb_put(txn, st->obj[kind], key, &v, 0));
@@ -488,11 +433,11 @@ store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
 	MDB_txn *txn;
 	MDB_val k, nk = { strlen(name), (void *)name };
 	uint8_t key[8];
-	int rc = op_begin(st, 1, &txn);
+	int rc = store_op_begin(st, 1, &txn);
 
 	if (rc < 0)
 		return rc;
-	rc = next_id(st, txn, st->obj[kind], obj_db_names[kind], idp);
+	rc = store_next_id(st, txn, st->obj[kind], obj_db_names[kind], idp);
 	if (rc == 0) {
 		put_be64(key, *idp);
 		k.mv_data = key;
@@ -501,7 +446,7 @@ store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
 	}
 	if (rc == 0)
 		rc = obj_write(st, txn, kind, &k, msg);
-	return op_end(st, txn, 1, rc);
+	return store_op_end(st, txn, 1, rc);
 }
 
 int
@@ -510,7 +455,7 @@ store_obj_put(struct store *st, enum store_kind kind, uint64_t id, const Protobu
 	MDB_txn *txn;
 	uint8_t key[8];
 	MDB_val k = { 8, key }, old;
-	int rc = op_begin(st, 1, &txn);
+	int rc = store_op_begin(st, 1, &txn);
 
 	if (rc < 0)
 		return rc;
@@ -518,7 +463,7 @@ store_obj_put(struct store *st, enum store_kind kind, uint64_t id, const Protobu
 	rc = map_rc(mdb_get(txn, st->obj[kind], &k, &old));
 	if (rc == 0)
 		rc = obj_write(st, txn, kind, &k, msg);
-	return op_end(st, txn, 1, rc);
+	return store_op_end(st, txn, 1, rc);
 }
 
 /* Read the object with the given 8-byte key inside txn. */
@@ -531,7 +476,7 @@ obj_get_txn(struct store *st, MDB_txn *txn, enum store_kind kind,
 
 	if (rc < 0)
 		return rc;
-	return unpack_val(obj_desc[kind], &v, out);
+	return store_unpack_val(obj_desc[kind], &v, out);
 }
 
 int
@@ -541,13 +486,13 @@ store_obj_get(struct store *st, enum store_kind kind, uint64_t id,
 	MDB_txn *txn;
 	uint8_t key[8];
 	MDB_val k = { 8, key };
-	int rc = op_begin(st, 0, &txn);
+	int rc = store_op_begin(st, 0, &txn);
 
 	if (rc < 0)
 		return rc;
 	put_be64(key, id);
 	rc = obj_get_txn(st, txn, kind, &k, out);
-	return op_end(st, txn, 0, rc);
+	return store_op_end(st, txn, 0, rc);
 }
 
 int
@@ -560,13 +505,13 @@ store_obj_find(struct store *st, enum store_kind kind, const char *name,
 
 	if (nk.mv_size == 0 || nk.mv_size > 256)
 		return -ENOENT;
-	rc = op_begin(st, 0, &txn);
+	rc = store_op_begin(st, 0, &txn);
 	if (rc < 0)
 		return rc;
 	rc = map_rc(mdb_get(txn, st->names[kind], &nk, &k));
 	if (rc == 0)
 		rc = obj_get_txn(st, txn, kind, &k, out);
-	return op_end(st, txn, 0, rc);
+	return store_op_end(st, txn, 0, rc);
 }
 
 int
@@ -576,17 +521,17 @@ store_obj_list(struct store *st, enum store_kind kind,
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc = op_begin(st, 0, &txn), mrc;
+	int rc = store_op_begin(st, 0, &txn), mrc;
 
 	if (rc < 0)
 		return rc;
 	rc = map_rc(mdb_cursor_open(txn, st->obj[kind], &cur));
 	if (rc < 0)
-		return op_end(st, txn, 0, rc);
+		return store_op_end(st, txn, 0, rc);
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		ProtobufCMessage *msg;
-		if (unpack_val(obj_desc[kind], &v, &msg) < 0) {
+		if (store_unpack_val(obj_desc[kind], &v, &msg) < 0) {
 			log_warn("store: %s record %llu does not decode; skipped",
 			         obj_db_names[kind], (unsigned long long)get_be64(k.mv_data));
 			continue;
@@ -596,7 +541,7 @@ store_obj_list(struct store *st, enum store_kind kind,
 			break;
 	}
 	mdb_cursor_close(cur);
-	return op_end(st, txn, 0, rc);
+	return store_op_end(st, txn, 0, rc);
 }
 
 int
@@ -606,7 +551,7 @@ store_obj_remove(struct store *st, enum store_kind kind, uint64_t id,
 	MDB_txn *txn;
 	uint8_t key[8];
 	MDB_val k = { 8, key }, nk = { strlen(name), (void *)name };
-	int rc = op_begin(st, 1, &txn);
+	int rc = store_op_begin(st, 1, &txn);
 
 	if (rc < 0)
 		return rc;
@@ -614,571 +559,5 @@ store_obj_remove(struct store *st, enum store_kind kind, uint64_t id,
 	rc = map_rc(mdb_del(txn, st->obj[kind], &k, NULL));
 	if (rc == 0)
 		rc = map_rc(mdb_del(txn, st->names[kind], &nk, NULL));
-	return op_end(st, txn, 1, rc);
-}
-
-/* True for the statuses a run can still leave. */
-static int
-run_is_active(Dbtd__RunStatus s)
-{
-	return s == DBTD__RUN_STATUS__RUN_QUEUED || s == DBTD__RUN_STATUS__RUN_RUNNING;
-}
-
-/* An index key: prefix bytes, then the run id big-endian.  Returns its length. */
-static size_t
-index_key(uint8_t *key, size_t cap, const void *prefix, size_t plen, uint64_t id)
-{
-	if (plen + 8 > cap)
-		plen = cap - 8;
-	memcpy(key, prefix, plen);
-	put_be64(key + plen, id);
-	return plen + 8;
-}
-
-/* A string index prefix: the string and a NUL. */
-static size_t
-str_prefix(uint8_t *buf, size_t cap, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n + 1 > cap)
-		n = cap - 1;
-	memcpy(buf, s, n);
-	buf[n] = 0;
-	return n + 1;
-}
-
-#define INDEX_KEY_MAX 400 /* LMDB keys are at most 511 bytes */
-
-/* Add (del = 0) or remove an index entry prefix‖id. */
-static int
-index_put(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen, uint64_t id, int del)
-{
-	uint8_t key[INDEX_KEY_MAX + 8];
-	MDB_val k = { 0, key }, empty = { 0, NULL };
-	int rc;
-
-	k.mv_size = index_key(key, sizeof(key), prefix, plen, id);
-	if (!del)
-		return map_rc(mdb_put(txn, dbi, &k, &empty, 0));
-	rc = map_rc(mdb_del(txn, dbi, &k, NULL));
-	return rc == -ENOENT ? 0 : rc;
-}
-
-/* Write run and its index entries inside txn; old is its previous status (0: new). */
-static int
-run_put_txn(struct store *st, MDB_txn *txn, const Dbtd__Run *run, Dbtd__RunStatus old)
-{
-	uint8_t key[8], p[INDEX_KEY_MAX];
-	MDB_val k = { 8, key }, v, empty = { 0, NULL };
-	uint8_t sb;
-	int rc;
-
-	put_be64(key, run->id);
-	rc = pack_val(&run->base, &v);
-	if (rc < 0)
-		return rc;
-	rc = map_rc(mdb_put(txn, st->runs, &k, &v, 0));
-	free(v.mv_data);
-	if (rc < 0)
-		return rc;
-	if (old == DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED) {
-		uint8_t tb = (uint8_t)run->trigger;
-		rc = index_put(txn, st->by_job, p, str_prefix(p, sizeof(p), run->job), run->id, 0);
-		if (rc == 0)
-			rc = index_put(txn, st->by_branch, p, str_prefix(p, sizeof(p), run->branch),
-			               run->id, 0);
-		if (rc == 0)
-			rc = index_put(txn, st->by_trigger, &tb, 1, run->id, 0);
-	}
-	if (rc == 0 && old != run->status) {
-		sb = (uint8_t)old;
-		if (old != DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED)
-			rc = index_put(txn, st->by_status, &sb, 1, run->id, 1);
-		sb = (uint8_t)run->status;
-		if (rc == 0)
-			rc = index_put(txn, st->by_status, &sb, 1, run->id, 0);
-	}
-	if (rc < 0)
-		return rc;
-	if (run_is_active(run->status))
-		return map_rc(mdb_put(txn, st->runs_active, &k, &empty, 0));
-	rc = map_rc(mdb_del(txn, st->runs_active, &k, NULL));
-	return rc == -ENOENT ? 0 : rc;
-}
-
-int
-store_run_create(struct store *st, Dbtd__Run *run)
-{
-	MDB_txn *txn;
-	int rc = op_begin(st, 1, &txn);
-
-	if (rc < 0)
-		return rc;
-	rc = next_id(st, txn, st->runs, "runs", &run->id);
-	if (rc == 0)
-		rc = run_put_txn(st, txn, run, DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED);
-	return op_end(st, txn, 1, rc);
-}
-
-/* Read run id inside txn. */
-static int
-run_get_txn(struct store *st, MDB_txn *txn, uint64_t id, Dbtd__Run **out)
-{
-	uint8_t key[8];
-	MDB_val k = { 8, key }, v;
-	int rc;
-
-	put_be64(key, id);
-	rc = map_rc(mdb_get(txn, st->runs, &k, &v));
-	if (rc < 0)
-		return rc;
-	return unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)out);
-}
-
-int
-store_run_put(struct store *st, const Dbtd__Run *run)
-{
-	Dbtd__Run *prev = NULL;
-	Dbtd__RunStatus old;
-	MDB_txn *txn;
-	int rc = op_begin(st, 1, &txn);
-
-	if (rc < 0)
-		return rc;
-	rc = run_get_txn(st, txn, run->id, &prev);
-	if (rc == 0) {
-		old = prev->status;
-		dbtd__run__free_unpacked(prev, NULL);
-		rc = run_put_txn(st, txn, run, old);
-	}
-	return op_end(st, txn, 1, rc);
-}
-
-int
-store_run_get(struct store *st, uint64_t id, Dbtd__Run **out)
-{
-	MDB_txn *txn;
-	int rc = op_begin(st, 0, &txn);
-
-	if (rc < 0)
-		return rc;
-	rc = run_get_txn(st, txn, id, out);
-	return op_end(st, txn, 0, rc);
-}
-
-/* True when run matches every set field of f. */
-static int
-run_matches(const Dbtd__Run *run, const struct store_run_filter *f)
-{
-	if (f == NULL)
-		return 1;
-	if (f->job && f->job[0] && strcmp(run->job, f->job) != 0)
-		return 0;
-	if (f->status && run->status != f->status)
-		return 0;
-	if (f->trigger && run->trigger != f->trigger)
-		return 0;
-	if (f->branch && f->branch[0] && strcmp(run->branch, f->branch) != 0)
-		return 0;
-	return 1;
-}
-
-/*
- * Walk an index newest first: entries prefix‖id with id < before, calling
- * fn with each run that matches f, until limit runs were given.
- */
-static int
-walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix,
-           size_t plen, const struct store_run_filter *f, uint64_t before,
-           unsigned limit, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
-{
-	uint8_t key[INDEX_KEY_MAX + 8];
-	MDB_cursor *cur;
-	MDB_val k = { 0, key }, v;
-	unsigned n = 0;
-	int rc = map_rc(mdb_cursor_open(txn, dbi, &cur)), mrc;
-
-	if (rc < 0)
-		return rc;
-	k.mv_size = index_key(key, sizeof(key), prefix, plen, before ? before : UINT64_MAX);
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
-	               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
-		Dbtd__Run *run;
-		if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
-			break;
-		if (run_get_txn(st, txn, get_be64((uint8_t *)k.mv_data + plen), &run) < 0)
-			continue;
-		if (!run_matches(run, f)) {
-			dbtd__run__free_unpacked(run, NULL);
-			continue;
-		}
-		n++;
-		rc = fn(arg, run);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(cur);
-	return rc;
-}
-
-int
-store_run_list(struct store *st, const struct store_run_filter *f,
-               uint64_t before, unsigned limit,
-               int (*fn)(void *arg, Dbtd__Run *run), void *arg)
-{
-	uint8_t prefix[INDEX_KEY_MAX];
-	MDB_dbi dbi = st->runs;
-	size_t plen = 0;
-	MDB_txn *txn;
-	int rc;
-
-	/* Walk the most selective index the filter allows; check the rest per run. */
-	if (f && f->job && f->job[0]) {
-		dbi = st->by_job;
-		plen = str_prefix(prefix, sizeof(prefix), f->job);
-	} else if (f && f->branch && f->branch[0]) {
-		dbi = st->by_branch;
-		plen = str_prefix(prefix, sizeof(prefix), f->branch);
-	} else if (f && f->status) {
-		dbi = st->by_status;
-		prefix[0] = (uint8_t)f->status;
-		plen = 1;
-	} else if (f && f->trigger) {
-		dbi = st->by_trigger;
-		prefix[0] = (uint8_t)f->trigger;
-		plen = 1;
-	}
-	rc = op_begin(st, 0, &txn);
-	if (rc < 0)
-		return rc;
-	if (dbi == st->runs) {
-		/* no index: the runs themselves, keyed by id */
-		MDB_cursor *cur;
-		MDB_val k, v;
-		uint8_t key[8];
-		unsigned n = 0;
-		int mrc;
-
-		rc = map_rc(mdb_cursor_open(txn, st->runs, &cur));
-		if (rc < 0)
-			return op_end(st, txn, 0, rc);
-		put_be64(key, before ? before : UINT64_MAX);
-		k.mv_data = key;
-		k.mv_size = 8;
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
-		               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
-		for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
-			Dbtd__Run *run;
-			if (unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)&run) < 0)
-				continue;
-			if (!run_matches(run, f)) {
-				dbtd__run__free_unpacked(run, NULL);
-				continue;
-			}
-			n++;
-			rc = fn(arg, run);
-			if (rc)
-				break;
-		}
-		mdb_cursor_close(cur);
-	} else {
-		rc = walk_index(st, txn, dbi, prefix, plen, f, before, limit, fn, arg);
-	}
-	return op_end(st, txn, 0, rc);
-}
-
-int
-store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	uint64_t *ids = NULL;
-	size_t n = 0, cap = 0;
-	int rc = op_begin(st, 0, &txn), mrc;
-
-	if (rc < 0)
-		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->runs_active, &cur));
-	if (rc < 0)
-		return op_end(st, txn, 0, rc);
-	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (n == cap) {
-			uint64_t *p = realloc(ids, (cap = cap ? cap * 2 : 16) * sizeof(*ids));
-			if (p == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
-			ids = p;
-		}
-		ids[n++] = get_be64(k.mv_data);
-	}
-	mdb_cursor_close(cur);
-	op_end(st, txn, 0, 0);
-	/* fn may write (e.g. mark a run Failed): call it outside the read. */
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		Dbtd__Run *run;
-		if (store_run_get(st, ids[i], &run) < 0)
-			continue;
-		rc = fn(arg, run);
-	}
-	free(ids);
-	return rc;
-}
-
-uint64_t
-store_job_active_run(struct store *st, uint64_t job_id)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	uint64_t found = 0;
-	int mrc;
-
-	if (op_begin(st, 0, &txn) < 0)
-		return 0;
-	if (mdb_cursor_open(txn, st->runs_active, &cur) == 0) {
-		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !found;
-		     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-			Dbtd__Run *run;
-			if (run_get_txn(st, txn, get_be64(k.mv_data), &run) < 0)
-				continue;
-			if (run->job_id == job_id && run_is_active(run->status))
-				found = run->id;
-			dbtd__run__free_unpacked(run, NULL);
-		}
-		mdb_cursor_close(cur);
-	}
-	op_end(st, txn, 0, 0);
-	return found;
-}
-
-int
-store_log_append(struct store *st, uint64_t run_id, uint32_t step,
-                 uint32_t seq, const uint8_t *data, size_t len)
-{
-	MDB_txn *txn;
-	uint8_t key[16];
-	MDB_val k = { 16, key }, v = { len, (void *)data };
-	int rc = op_begin(st, 1, &txn);
-
-	if (rc < 0)
-		return rc;
-	put_be64(key, run_id);
-	put_be32(key + 8, step);
-	put_be32(key + 12, seq);
-	rc = map_rc(mdb_put(txn, st->logs, &k, &v, 0));
-	if (rc == 0 && st->batch) {
-		if (st->log_bytes == 0)
-			st->log_since_ms = now_ms();
-		st->log_bytes += len;
-	}
-	return op_end(st, txn, 2, rc);
-}
-
-int
-store_log_read(struct store *st, uint64_t run_id, uint32_t step,
-               struct store_log_pos *pos, size_t budget,
-               int (*fn)(void *arg, uint32_t step, uint32_t seq, const uint8_t *data,
-                         size_t len), void *arg)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	uint8_t key[16];
-	MDB_val k = { 16, key }, v;
-	size_t given = 0;
-	int n = 0, rc = op_begin(st, 0, &txn), mrc;
-
-	if (rc < 0)
-		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->logs, &cur));
-	if (rc < 0)
-		return op_end(st, txn, 0, rc);
-	put_be64(key, run_id);
-	if (step && pos->step < step) {
-		put_be32(key + 8, step);
-		put_be32(key + 12, 0);
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	} else {
-		put_be32(key + 8, pos->step);
-		put_be32(key + 12, pos->seq);
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		/* skip the chunk the reader already has */
-		if (mrc == 0 && (pos->step || pos->seq) && k.mv_size == 16 &&
-		    memcmp(k.mv_data, key, 16) == 0)
-			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	for (; mrc == 0 && given < budget; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		const uint8_t *kp = k.mv_data;
-		uint32_t kstep, kseq;
-		if (k.mv_size != 16 || get_be64(kp) != run_id)
-			break;
-		kstep = get_be32(kp + 8);
-		kseq = get_be32(kp + 12);
-		if (step && kstep != step)
-			break;
-		pos->step = kstep;
-		pos->seq = kseq;
-		n++;
-		given += v.mv_size;
-		if (fn(arg, kstep, kseq, v.mv_data, v.mv_size))
-			break;
-	}
-	mdb_cursor_close(cur);
-	return op_end(st, txn, 0, n);
-}
-
-int
-store_lineage_put(struct store *st, uint64_t run_id, const Dbtd__Lineage *l)
-{
-	MDB_txn *txn;
-	uint8_t key[8];
-	MDB_val k = { 8, key }, v;
-	int rc = pack_val(&l->base, &v);
-
-	if (rc < 0)
-		return rc;
-	rc = op_begin(st, 1, &txn);
-	if (rc == 0) {
-		put_be64(key, run_id);
-		rc = op_end(st, txn, 1, map_rc(mdb_put(txn, st->lineage, &k, &v, 0)));
-	}
-	free(v.mv_data);
-	return rc;
-}
-
-int
-store_lineage_get(struct store *st, uint64_t run_id, Dbtd__Lineage **out)
-{
-	MDB_txn *txn;
-	uint8_t key[8];
-	MDB_val k = { 8, key }, v;
-	int rc = op_begin(st, 0, &txn);
-
-	if (rc < 0)
-		return rc;
-	put_be64(key, run_id);
-	rc = map_rc(mdb_get(txn, st->lineage, &k, &v));
-	if (rc == 0)
-		rc = unpack_val(&dbtd__lineage__descriptor, &v, (ProtobufCMessage **)out);
-	return op_end(st, txn, 0, rc);
-}
-
-/* An artifact key: run id, then the path.  Returns its length, 0 if too long. */
-static size_t
-artifact_key(uint8_t *key, size_t cap, uint64_t run_id, const char *path)
-{
-	size_t n = strlen(path);
-
-	if (8 + n > cap)
-		return 0;
-	put_be64(key, run_id);
-	memcpy(key + 8, path, n);
-	return 8 + n;
-}
-
-int
-store_artifact_put(struct store *st, uint64_t run_id, const Dbtd__Artifact *a)
-{
-	MDB_txn *txn;
-	uint8_t key[INDEX_KEY_MAX + 8];
-	MDB_val k = { 0, key }, v;
-	int rc;
-
-	k.mv_size = artifact_key(key, sizeof(key), run_id, a->path);
-	if (k.mv_size == 0)
-		return -ENAMETOOLONG;
-	rc = pack_val(&a->base, &v);
-	if (rc < 0)
-		return rc;
-	rc = op_begin(st, 1, &txn);
-	if (rc == 0)
-		rc = op_end(st, txn, 1, map_rc(mdb_put(txn, st->artifacts, &k, &v, 0)));
-	free(v.mv_data);
-	return rc;
-}
-
-int
-store_artifact_get(struct store *st, uint64_t run_id, const char *path, Dbtd__Artifact **out)
-{
-	MDB_txn *txn;
-	uint8_t key[INDEX_KEY_MAX + 8];
-	MDB_val k = { 0, key }, v;
-	int rc;
-
-	k.mv_size = artifact_key(key, sizeof(key), run_id, path);
-	if (k.mv_size == 0)
-		return -ENOENT;
-	rc = op_begin(st, 0, &txn);
-	if (rc < 0)
-		return rc;
-	rc = map_rc(mdb_get(txn, st->artifacts, &k, &v));
-	if (rc == 0)
-		rc = unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)out);
-	return op_end(st, txn, 0, rc);
-}
-
-int
-store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_t max,
-                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg, int *more)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	uint8_t key[INDEX_KEY_MAX + 8];
-	MDB_val k = { 8, key }, v;
-	int rc, mrc, n = 0;
-
-	if (more)
-		*more = 0;
-	put_be64(key, run_id);
-	if (after != NULL && after[0] != '\0') {
-		k.mv_size = artifact_key(key, sizeof(key), run_id, after);
-		if (k.mv_size == 0)
-			return -ENAMETOOLONG;
-	}
-	rc = op_begin(st, 0, &txn);
-	if (rc < 0)
-		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->artifacts, &cur));
-	if (rc < 0)
-		return op_end(st, txn, 0, rc);
-	/* the first key at or after run ‖ after; after itself was given before */
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	if (mrc == 0 && after != NULL && k.mv_size > 8 && k.mv_size - 8 == strlen(after) &&
-	    memcmp((const uint8_t *)k.mv_data + 8, after, k.mv_size - 8) == 0)
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		Dbtd__Artifact *a;
-		if (k.mv_size < 8 || get_be64(k.mv_data) != run_id)
-			break;
-		if (rc != 0 || (size_t)n == max) {
-			/* the page is full or fn had enough: only say whether more follow */
-			if (more)
-				*more = 1;
-			break;
-		}
-		if (unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a) < 0)
-			continue;
-		n++;
-		rc = fn(arg, a);
-		if (rc < 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	rc = op_end(st, txn, 0, rc < 0 ? rc : 0);
-	return rc < 0 ? rc : n;
-}
-
-int
-store_artifacts_list(struct store *st, uint64_t run_id,
-                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg)
-{
-	int rc = store_artifacts_page(st, run_id, NULL, SIZE_MAX, fn, arg, NULL);
-
-	return rc < 0 ? rc : 0;
+	return store_op_end(st, txn, 1, rc);
 }

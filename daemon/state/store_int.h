@@ -1,0 +1,112 @@
+/*
+ * store_int.h - shared by the files of state/ that implement store.h, and
+ * included by them only: the store itself, the transaction of one
+ * operation, records packed and unpacked, ids, and key helpers.
+ *
+ *   store.c           the environment, transactions, group commit, open and
+ *                     close, errors, the named objects, these helpers
+ *   store_runs.c      runs and their indexes
+ *   store_run_data.c  what a run leaves beside its record: step logs,
+ *                     lineage, artifact records
+ */
+#ifndef DBTD_STORE_INT_H
+#define DBTD_STORE_INT_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "store_format.h"
+
+struct store {
+	MDB_env *env;
+	MDB_dbi obj[3], names[3];
+	MDB_dbi runs, runs_active, logs;
+	MDB_dbi by_job, by_status, by_trigger, by_branch; /* run indexes */
+	MDB_dbi lineage, artifacts;
+	MDB_dbi meta;     /* format record and id counters (store_format.h) */
+	int group;        /* group commit: writes go into `batch` */
+	MDB_txn *batch;   /* the open group transaction, or NULL */
+	int state_dirty;  /* the batch holds more than log lines */
+	size_t log_bytes; /* log bytes in the batch */
+	int64_t log_since_ms; /* when the first of them came */
+	size_t untrimmed;     /* log bytes committed since the map was last trimmed */
+	void (*on_commit)(void *arg, int rc); /* told of every commit of a batch */
+	void *on_commit_arg;
+	int fail_rc;          /* tests: the next fail_n commits fail with fail_rc */
+	unsigned fail_n;
+};
+
+#define INDEX_KEY_MAX 400 /* LMDB keys are at most 511 bytes */
+
+/* Map an LMDB or errno result to 0 or a negative errno (one mapping for the store). */
+static inline int
+map_rc(int rc)
+{
+	return store_format_map_rc(rc);
+}
+
+/* Write a 64-bit big-endian integer. */
+static inline void
+put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Read a 64-bit big-endian integer. */
+static inline uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Write a 32-bit big-endian integer. */
+static inline void
+put_be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Read a 32-bit big-endian integer. */
+static inline uint32_t
+get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * store_op_begin - begin the transaction of one store operation: the open
+ * group transaction for a read, a nested one of it for a write, else one
+ * of its own (store.c).
+ */
+int store_op_begin(struct store *st, int write, MDB_txn **txn);
+
+/*
+ * store_op_end - end an operation begun with store_op_begin, committing a
+ * write that succeeded; write is 0 for a read, 1 for a state write, 2 for
+ * log lines.  Returns rc, or the commit's error.
+ */
+int store_op_end(struct store *st, MDB_txn *txn, int write, int rc);
+
+/* store_pack_val - msg packed into a new buffer: its MDB_val.  0 or -ENOMEM. */
+int store_pack_val(const ProtobufCMessage *msg, MDB_val *v);
+
+/* store_unpack_val - unpack a stored record; -EBADMSG when it does not decode. */
+int store_unpack_val(const ProtobufCMessageDescriptor *desc, const MDB_val *v,
+                     ProtobufCMessage **out);
+
+/*
+ * store_next_id - a new id for database dbi, whose counter in `meta` is
+ * "next_id.<name>"; never one given out before (store.c).
+ */
+int store_next_id(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name,
+                  uint64_t *id);
+
+#endif /* DBTD_STORE_INT_H */

@@ -1,0 +1,240 @@
+/*
+ * store_run_data.c - what the store keeps of a run beside its record (see
+ * store.h): its step logs, its lineage graph, its artifact records (the
+ * artifacts' content is in the blob store, not here).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+#include "store_int.h"
+
+int
+store_log_append(struct store *st, uint64_t run_id, uint32_t step,
+                 uint32_t seq, const uint8_t *data, size_t len)
+{
+	MDB_txn *txn;
+	uint8_t key[16];
+	MDB_val k = { 16, key }, v = { len, (void *)data };
+	int rc = store_op_begin(st, 1, &txn);
+
+	if (rc < 0)
+		return rc;
+	put_be64(key, run_id);
+	put_be32(key + 8, step);
+	put_be32(key + 12, seq);
+	rc = map_rc(mdb_put(txn, st->logs, &k, &v, 0));
+	if (rc == 0 && st->batch) {
+		if (st->log_bytes == 0)
+			st->log_since_ms = now_ms();
+		st->log_bytes += len;
+	}
+	return store_op_end(st, txn, 2, rc);
+}
+
+int
+store_log_read(struct store *st, uint64_t run_id, uint32_t step,
+               struct store_log_pos *pos, size_t budget,
+               int (*fn)(void *arg, uint32_t step, uint32_t seq, const uint8_t *data,
+                         size_t len), void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t key[16];
+	MDB_val k = { 16, key }, v;
+	size_t given = 0;
+	int n = 0, rc = store_op_begin(st, 0, &txn), mrc;
+
+	if (rc < 0)
+		return rc;
+	rc = map_rc(mdb_cursor_open(txn, st->logs, &cur));
+	if (rc < 0)
+		return store_op_end(st, txn, 0, rc);
+	put_be64(key, run_id);
+	if (step && pos->step < step) {
+		put_be32(key + 8, step);
+		put_be32(key + 12, 0);
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	} else {
+		put_be32(key + 8, pos->step);
+		put_be32(key + 12, pos->seq);
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		/* skip the chunk the reader already has */
+		if (mrc == 0 && (pos->step || pos->seq) && k.mv_size == 16 &&
+		    memcmp(k.mv_data, key, 16) == 0)
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	for (; mrc == 0 && given < budget; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *kp = k.mv_data;
+		uint32_t kstep, kseq;
+		if (k.mv_size != 16 || get_be64(kp) != run_id)
+			break;
+		kstep = get_be32(kp + 8);
+		kseq = get_be32(kp + 12);
+		if (step && kstep != step)
+			break;
+		pos->step = kstep;
+		pos->seq = kseq;
+		n++;
+		given += v.mv_size;
+		if (fn(arg, kstep, kseq, v.mv_data, v.mv_size))
+			break;
+	}
+	mdb_cursor_close(cur);
+	return store_op_end(st, txn, 0, n);
+}
+
+int
+store_lineage_put(struct store *st, uint64_t run_id, const Dbtd__Lineage *l)
+{
+	MDB_txn *txn;
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+	int rc = store_pack_val(&l->base, &v);
+
+	if (rc < 0)
+		return rc;
+	rc = store_op_begin(st, 1, &txn);
+	if (rc == 0) {
+		put_be64(key, run_id);
+		rc = store_op_end(st, txn, 1, map_rc(mdb_put(txn, st->lineage, &k, &v, 0)));
+	}
+	free(v.mv_data);
+	return rc;
+}
+
+int
+store_lineage_get(struct store *st, uint64_t run_id, Dbtd__Lineage **out)
+{
+	MDB_txn *txn;
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+	int rc = store_op_begin(st, 0, &txn);
+
+	if (rc < 0)
+		return rc;
+	put_be64(key, run_id);
+	rc = map_rc(mdb_get(txn, st->lineage, &k, &v));
+	if (rc == 0)
+		rc = store_unpack_val(&dbtd__lineage__descriptor, &v, (ProtobufCMessage **)out);
+	return store_op_end(st, txn, 0, rc);
+}
+
+/* An artifact key: run id, then the path.  Returns its length, 0 if too long. */
+static size_t
+artifact_key(uint8_t *key, size_t cap, uint64_t run_id, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (8 + n > cap)
+		return 0;
+	put_be64(key, run_id);
+	memcpy(key + 8, path, n);
+	return 8 + n;
+}
+
+int
+store_artifact_put(struct store *st, uint64_t run_id, const Dbtd__Artifact *a)
+{
+	MDB_txn *txn;
+	uint8_t key[INDEX_KEY_MAX + 8];
+	MDB_val k = { 0, key }, v;
+	int rc;
+
+	k.mv_size = artifact_key(key, sizeof(key), run_id, a->path);
+	if (k.mv_size == 0)
+		return -ENAMETOOLONG;
+	rc = store_pack_val(&a->base, &v);
+	if (rc < 0)
+		return rc;
+	rc = store_op_begin(st, 1, &txn);
+	if (rc == 0)
+		rc = store_op_end(st, txn, 1, map_rc(mdb_put(txn, st->artifacts, &k, &v, 0)));
+	free(v.mv_data);
+	return rc;
+}
+
+int
+store_artifact_get(struct store *st, uint64_t run_id, const char *path, Dbtd__Artifact **out)
+{
+	MDB_txn *txn;
+	uint8_t key[INDEX_KEY_MAX + 8];
+	MDB_val k = { 0, key }, v;
+	int rc;
+
+	k.mv_size = artifact_key(key, sizeof(key), run_id, path);
+	if (k.mv_size == 0)
+		return -ENOENT;
+	rc = store_op_begin(st, 0, &txn);
+	if (rc < 0)
+		return rc;
+	rc = map_rc(mdb_get(txn, st->artifacts, &k, &v));
+	if (rc == 0)
+		rc = store_unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)out);
+	return store_op_end(st, txn, 0, rc);
+}
+
+int
+store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_t max,
+                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg, int *more)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t key[INDEX_KEY_MAX + 8];
+	MDB_val k = { 8, key }, v;
+	int rc, mrc, n = 0;
+
+	if (more)
+		*more = 0;
+	put_be64(key, run_id);
+	if (after != NULL && after[0] != '\0') {
+		k.mv_size = artifact_key(key, sizeof(key), run_id, after);
+		if (k.mv_size == 0)
+			return -ENAMETOOLONG;
+	}
+	rc = store_op_begin(st, 0, &txn);
+	if (rc < 0)
+		return rc;
+	rc = map_rc(mdb_cursor_open(txn, st->artifacts, &cur));
+	if (rc < 0)
+		return store_op_end(st, txn, 0, rc);
+	/* the first key at or after run ‖ after; after itself was given before */
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (mrc == 0 && after != NULL && k.mv_size > 8 && k.mv_size - 8 == strlen(after) &&
+	    memcmp((const uint8_t *)k.mv_data + 8, after, k.mv_size - 8) == 0)
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		Dbtd__Artifact *a;
+		if (k.mv_size < 8 || get_be64(k.mv_data) != run_id)
+			break;
+		if (rc != 0 || (size_t)n == max) {
+			/* the page is full or fn had enough: only say whether more follow */
+			if (more)
+				*more = 1;
+			break;
+		}
+		if (store_unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a) < 0)
+			continue;
+		n++;
+		rc = fn(arg, a);
+		if (rc < 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	rc = store_op_end(st, txn, 0, rc < 0 ? rc : 0);
+	return rc < 0 ? rc : n;
+}
+
+int
+store_artifacts_list(struct store *st, uint64_t run_id,
+                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg)
+{
+	int rc = store_artifacts_page(st, run_id, NULL, SIZE_MAX, fn, arg, NULL);
+
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,351 @@
+/*
+ * store_runs.c - runs in the store (see store.h) and their indexes: by job,
+ * branch, status and trigger, and the runs still active.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/* True for the statuses a run can still leave. */
+static int
+run_is_active(Dbtd__RunStatus s)
+{
+	return s == DBTD__RUN_STATUS__RUN_QUEUED || s == DBTD__RUN_STATUS__RUN_RUNNING;
+}
+
+/* An index key: prefix bytes, then the run id big-endian.  Returns its length. */
+static size_t
+index_key(uint8_t *key, size_t cap, const void *prefix, size_t plen, uint64_t id)
+{
+	if (plen + 8 > cap)
+		plen = cap - 8;
+	memcpy(key, prefix, plen);
+	put_be64(key + plen, id);
+	return plen + 8;
+}
+
+/* A string index prefix: the string and a NUL. */
+static size_t
+str_prefix(uint8_t *buf, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n + 1 > cap)
+		n = cap - 1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	return n + 1;
+}
+
+/* Add (del = 0) or remove an index entry prefix‖id. */
+static int
+index_put(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen, uint64_t id, int del)
+{
+	uint8_t key[INDEX_KEY_MAX + 8];
+	MDB_val k = { 0, key }, empty = { 0, NULL };
+	int rc;
+
+	k.mv_size = index_key(key, sizeof(key), prefix, plen, id);
+	if (!del)
+		return map_rc(mdb_put(txn, dbi, &k, &empty, 0));
+	rc = map_rc(mdb_del(txn, dbi, &k, NULL));
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Write run and its index entries inside txn; old is its previous status (0: new). */
+static int
+run_put_txn(struct store *st, MDB_txn *txn, const Dbtd__Run *run, Dbtd__RunStatus old)
+{
+	uint8_t key[8], p[INDEX_KEY_MAX];
+	MDB_val k = { 8, key }, v, empty = { 0, NULL };
+	uint8_t sb;
+	int rc;
+
+	put_be64(key, run->id);
+	rc = store_pack_val(&run->base, &v);
+	if (rc < 0)
+		return rc;
+	rc = map_rc(mdb_put(txn, st->runs, &k, &v, 0));
+	free(v.mv_data);
+	if (rc < 0)
+		return rc;
+	if (old == DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED) {
+		uint8_t tb = (uint8_t)run->trigger;
+		rc = index_put(txn, st->by_job, p, str_prefix(p, sizeof(p), run->job), run->id, 0);
+		if (rc == 0)
+			rc = index_put(txn, st->by_branch, p, str_prefix(p, sizeof(p), run->branch),
+			               run->id, 0);
+		if (rc == 0)
+			rc = index_put(txn, st->by_trigger, &tb, 1, run->id, 0);
+	}
+	if (rc == 0 && old != run->status) {
+		sb = (uint8_t)old;
+		if (old != DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED)
+			rc = index_put(txn, st->by_status, &sb, 1, run->id, 1);
+		sb = (uint8_t)run->status;
+		if (rc == 0)
+			rc = index_put(txn, st->by_status, &sb, 1, run->id, 0);
+	}
+	if (rc < 0)
+		return rc;
+	if (run_is_active(run->status))
+		return map_rc(mdb_put(txn, st->runs_active, &k, &empty, 0));
+	rc = map_rc(mdb_del(txn, st->runs_active, &k, NULL));
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int
+store_run_create(struct store *st, Dbtd__Run *run)
+{
+	MDB_txn *txn;
+	int rc = store_op_begin(st, 1, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = store_next_id(st, txn, st->runs, "runs", &run->id);
+	if (rc == 0)
+		rc = run_put_txn(st, txn, run, DBTD__RUN_STATUS__RUN_STATUS_UNSPECIFIED);
+	return store_op_end(st, txn, 1, rc);
+}
+
+/* Read run id inside txn. */
+static int
+run_get_txn(struct store *st, MDB_txn *txn, uint64_t id, Dbtd__Run **out)
+{
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+	int rc;
+
+	put_be64(key, id);
+	rc = map_rc(mdb_get(txn, st->runs, &k, &v));
+	if (rc < 0)
+		return rc;
+	return store_unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)out);
+}
+
+int
+store_run_put(struct store *st, const Dbtd__Run *run)
+{
+	Dbtd__Run *prev = NULL;
+	Dbtd__RunStatus old;
+	MDB_txn *txn;
+	int rc = store_op_begin(st, 1, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = run_get_txn(st, txn, run->id, &prev);
+	if (rc == 0) {
+		old = prev->status;
+		dbtd__run__free_unpacked(prev, NULL);
+		rc = run_put_txn(st, txn, run, old);
+	}
+	return store_op_end(st, txn, 1, rc);
+}
+
+int
+store_run_get(struct store *st, uint64_t id, Dbtd__Run **out)
+{
+	MDB_txn *txn;
+	int rc = store_op_begin(st, 0, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = run_get_txn(st, txn, id, out);
+	return store_op_end(st, txn, 0, rc);
+}
+
+/* True when run matches every set field of f. */
+static int
+run_matches(const Dbtd__Run *run, const struct store_run_filter *f)
+{
+	if (f == NULL)
+		return 1;
+	if (f->job && f->job[0] && strcmp(run->job, f->job) != 0)
+		return 0;
+	if (f->status && run->status != f->status)
+		return 0;
+	if (f->trigger && run->trigger != f->trigger)
+		return 0;
+	if (f->branch && f->branch[0] && strcmp(run->branch, f->branch) != 0)
+		return 0;
+	return 1;
+}
+
+/*
+ * Walk an index newest first: entries prefix‖id with id < before, calling
+ * fn with each run that matches f, until limit runs were given.
+ */
+static int
+walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix,
+           size_t plen, const struct store_run_filter *f, uint64_t before,
+           unsigned limit, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+{
+	uint8_t key[INDEX_KEY_MAX + 8];
+	MDB_cursor *cur;
+	MDB_val k = { 0, key }, v;
+	unsigned n = 0;
+	int rc = map_rc(mdb_cursor_open(txn, dbi, &cur)), mrc;
+
+	if (rc < 0)
+		return rc;
+	k.mv_size = index_key(key, sizeof(key), prefix, plen, before ? before : UINT64_MAX);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+	               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+		Dbtd__Run *run;
+		if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if (run_get_txn(st, txn, get_be64((uint8_t *)k.mv_data + plen), &run) < 0)
+			continue;
+		if (!run_matches(run, f)) {
+			dbtd__run__free_unpacked(run, NULL);
+			continue;
+		}
+		n++;
+		rc = fn(arg, run);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_run_list(struct store *st, const struct store_run_filter *f,
+               uint64_t before, unsigned limit,
+               int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+{
+	uint8_t prefix[INDEX_KEY_MAX];
+	MDB_dbi dbi = st->runs;
+	size_t plen = 0;
+	MDB_txn *txn;
+	int rc;
+
+	/* Walk the most selective index the filter allows; check the rest per run. */
+	if (f && f->job && f->job[0]) {
+		dbi = st->by_job;
+		plen = str_prefix(prefix, sizeof(prefix), f->job);
+	} else if (f && f->branch && f->branch[0]) {
+		dbi = st->by_branch;
+		plen = str_prefix(prefix, sizeof(prefix), f->branch);
+	} else if (f && f->status) {
+		dbi = st->by_status;
+		prefix[0] = (uint8_t)f->status;
+		plen = 1;
+	} else if (f && f->trigger) {
+		dbi = st->by_trigger;
+		prefix[0] = (uint8_t)f->trigger;
+		plen = 1;
+	}
+	rc = store_op_begin(st, 0, &txn);
+	if (rc < 0)
+		return rc;
+	if (dbi == st->runs) {
+		/* no index: the runs themselves, keyed by id */
+		MDB_cursor *cur;
+		MDB_val k, v;
+		uint8_t key[8];
+		unsigned n = 0;
+		int mrc;
+
+		rc = map_rc(mdb_cursor_open(txn, st->runs, &cur));
+		if (rc < 0)
+			return store_op_end(st, txn, 0, rc);
+		put_be64(key, before ? before : UINT64_MAX);
+		k.mv_data = key;
+		k.mv_size = 8;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+		               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+		for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+			Dbtd__Run *run;
+			if (store_unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)&run) < 0)
+				continue;
+			if (!run_matches(run, f)) {
+				dbtd__run__free_unpacked(run, NULL);
+				continue;
+			}
+			n++;
+			rc = fn(arg, run);
+			if (rc)
+				break;
+		}
+		mdb_cursor_close(cur);
+	} else {
+		rc = walk_index(st, txn, dbi, prefix, plen, f, before, limit, fn, arg);
+	}
+	return store_op_end(st, txn, 0, rc);
+}
+
+int
+store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int rc = store_op_begin(st, 0, &txn), mrc;
+
+	if (rc < 0)
+		return rc;
+	rc = map_rc(mdb_cursor_open(txn, st->runs_active, &cur));
+	if (rc < 0)
+		return store_op_end(st, txn, 0, rc);
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (n == cap) {
+			uint64_t *p = realloc(ids, (cap = cap ? cap * 2 : 16) * sizeof(*ids));
+			if (p == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			ids = p;
+		}
+		ids[n++] = get_be64(k.mv_data);
+	}
+	mdb_cursor_close(cur);
+	store_op_end(st, txn, 0, 0);
+	/* fn may write (e.g. mark a run Failed): call it outside the read. */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		Dbtd__Run *run;
+		if (store_run_get(st, ids[i], &run) < 0)
+			continue;
+		rc = fn(arg, run);
+	}
+	free(ids);
+	return rc;
+}
+
+uint64_t
+store_job_active_run(struct store *st, uint64_t job_id)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t found = 0;
+	int mrc;
+
+	if (store_op_begin(st, 0, &txn) < 0)
+		return 0;
+	if (mdb_cursor_open(txn, st->runs_active, &cur) == 0) {
+		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !found;
+		     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			Dbtd__Run *run;
+			if (run_get_txn(st, txn, get_be64(k.mv_data), &run) < 0)
+				continue;
+			if (run->job_id == job_id && run_is_active(run->status))
+				found = run->id;
+			dbtd__run__free_unpacked(run, NULL);
+		}
+		mdb_cursor_close(cur);
+	}
+	store_op_end(st, txn, 0, 0);
+	return found;
+}
