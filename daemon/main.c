@@ -213,6 +213,28 @@ commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	server_flush(d->server);
 }
 
+/*
+ * Every commit of the store, wherever it happened (commit_cb, or a handler
+ * that commits before it replies): on success what was queued for clients
+ * may go; on failure every change since the last commit is lost, and so
+ * is what clients were told of them.
+ */
+static void
+commit_hook(void *arg, int rc)
+{
+	struct daemon *d = arg;
+	char msg[512];
+
+	runs_committed(d->runs, rc); /* first: watchers' frames are part of what follows */
+	if (rc == 0) {
+		server_committed(d->server);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "dbtd could not save its state: %s; what this request "
+	         "changed was not stored (and an answer to it would not hold)", store_strerror(rc));
+	server_commit_failed(d->server, msg);
+}
+
 /* SIGINT / SIGTERM: leave the loop; shutdown happens after ev_run. */
 static void
 stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -329,6 +351,7 @@ main(int argc, char **argv)
 	}
 	if (rc < 0)
 		goto out;
+	store_on_commit(d.store, commit_hook, &d);
 	runs_recover(d.runs);
 	store_set_group_commit(d.store, 1);
 
@@ -355,8 +378,10 @@ out:
 	scheduler_free(d.scheduler);
 	d.scheduler = NULL;
 	runs_shutdown(d.runs); /* first: watchers still get the runs' final state */
-	if (d.store)
+	if (d.store) {
 		store_commit(d.store);
+		store_on_commit(d.store, NULL, NULL);
+	}
 	server_free(d.server); /* closes every stream, and so every watch */
 	api_free(d.api);
 	runs_free(d.runs);

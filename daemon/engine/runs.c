@@ -180,6 +180,61 @@ get_run(struct runs *r, uint64_t id, Dbtd__Run **out, struct err *e)
 	return 0;
 }
 
+static struct active *find_active(struct runs *r, uint64_t id);
+
+/* Remember that run id was created since the last commit. */
+static int
+note_created(struct runs *r, uint64_t id)
+{
+	if (r->n_created == r->cap_created) {
+		size_t cap = r->cap_created ? r->cap_created * 2 : 16;
+		uint64_t *p = realloc(r->created, cap * sizeof(*p));
+		if (p == NULL)
+			return -ENOMEM;
+		r->created = p;
+		r->cap_created = cap;
+	}
+	r->created[r->n_created++] = id;
+	return 0;
+}
+
+int
+runs_was_created(const struct runs *r, uint64_t id)
+{
+	for (size_t i = 0; i < r->n_forgotten; i++)
+		if (r->forgotten[i] == id)
+			return 1;
+	return 0;
+}
+
+void
+runs_forget_created(struct runs *r, int rc)
+{
+	r->forgotten = r->created;
+	r->n_forgotten = r->n_created;
+	for (size_t i = 0; i < r->n_created; i++) {
+		uint64_t id = r->created[i];
+		struct active *a = find_active(r, id);
+		struct queued **pq, *q;
+		if (a) {
+			kill(-a->pid, SIGKILL);
+			log_err("run %llu of job \"%s\" was not stored (%s): its runner is stopped "
+			        "and the run forgotten", (unsigned long long)id, a->run->job,
+			        store_strerror(rc));
+			runs_active_free(a);
+			continue;
+		}
+		for (pq = &r->queue; (q = *pq) != NULL; pq = &q->next)
+			if (q->id == id) {
+				*pq = q->next;
+				runs_queued_free(q);
+				log_err("run %llu was not stored (%s): forgotten", (unsigned long long)id,
+				        store_strerror(rc));
+				break;
+			}
+	}
+}
+
 /*
  * Create a run of job (Queued, or Skipped when the job has an active run),
  * queue it and start it when a slot is free; *out gets its state after that.
@@ -219,9 +274,9 @@ create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 		run->finished_at_ms = run->created_at_ms;
 	}
 	rc = store_run_create(r->store, run);
-	/* committed before anything uses its id: a lost commit would give it again */
+	/* a commit that loses it makes it forgotten (runs_forget_created) */
 	if (rc == 0)
-		rc = store_commit(r->store);
+		rc = note_created(r, run->id);
 	if (rc < 0) {
 		dbtd__run__free_unpacked(run, NULL);
 		return err_set(e, rc, store_err_kind(rc),
@@ -595,6 +650,7 @@ runs_free(struct runs *r)
 		return;
 	runs_shutdown(r);
 	runs_notify_free(r);
+	free(r->created);
 	while (r->queue) {
 		struct queued *q = r->queue;
 		r->queue = q->next;

@@ -62,6 +62,16 @@ int runs_watch_add(struct runs *r, uint64_t run_id, const struct run_observer_op
 /* runs_watch_remove - stop calling w's observer and free w; NULL is fine. */
 void runs_watch_remove(struct runs *r, struct run_watch *w);
 
+/*
+ * runs_committed - the store's commit ended with rc (dbtd calls it from the
+ * store's commit hook).  0: the states stored since the last commit reach
+ * their observers.  < 0 (all of them lost): runs created since then never
+ * existed: their runners are killed and they are forgotten (their ids are
+ * given again); the last state of every other run is kept and saved again
+ * later, its observers told why.
+ */
+void runs_committed(struct runs *r, int rc);
+
 /* runs_store - the store runs are kept in (for the engine's other modules). */
 struct store *runs_store(const struct runs *r);
 

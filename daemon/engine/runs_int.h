@@ -97,10 +97,16 @@ struct runs {
 	struct unsaved *unsaved;
 	ev_timer retry;
 	double retry_s;
+	uint64_t *created;      /* runs created since the last commit */
+	size_t n_created, cap_created;
+	uint64_t *forgotten;    /* of those, the ones a failed commit lost (during runs_committed) */
+	size_t n_forgotten;
 };
 
 /* runs.c */
 void runs_pump(struct runs *r);
+void runs_forget_created(struct runs *r, int rc);
+int runs_was_created(const struct runs *r, uint64_t id);
 void runs_queued_free(struct queued *q);
 
 /* runs_notify.c */

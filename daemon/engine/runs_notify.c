@@ -135,20 +135,25 @@ unsaved_keep(struct runs *r, Dbtd__Run *run, int rc)
 
 /*
  * The store committed (rc 0: the noted states are durable, their observers
- * hear of them now) or failed to (rc < 0: they are lost; the last state of
- * each run is kept and saved again later, its observers told why).
+ * hear of them now) or failed to (rc < 0: they are lost; runs created since
+ * the last commit never were, and are stopped and forgotten; the last state
+ * of each other run is kept and saved again later, its observers told why).
  */
-static void
-commit_done(void *arg, int rc)
+void
+runs_committed(struct runs *r, int rc)
 {
-	struct runs *r = arg;
 	struct note *n = r->notes, *next;
 
+	if (rc < 0)
+		runs_forget_created(r, rc);
+	r->n_created = 0;
 	r->notes = NULL;
 	r->notes_tail = &r->notes;
 	for (; n; n = next) {
 		next = n->next;
-		if (rc == 0) {
+		if (rc < 0 && runs_was_created(r, n->run->id)) {
+			dbtd__run__free_unpacked(n->run, NULL); /* it never was */
+		} else if (rc == 0) {
 			deliver(r, n->run);
 			dbtd__run__free_unpacked(n->run, NULL);
 		} else if (!noted_in(next, n->run->id)) {
@@ -160,6 +165,9 @@ commit_done(void *arg, int rc)
 	}
 	if (rc == 0 && r->unsaved == NULL)
 		r->retry_s = RETRY_FIRST_S;
+	r->n_forgotten = 0;
+	if (rc < 0)
+		runs_pump(r); /* slots the forgotten runs held */
 }
 
 /* Write the unsaved states again (committed with the next commit). */
@@ -271,13 +279,11 @@ runs_notify_init(struct runs *r)
 	r->retry_s = RETRY_FIRST_S;
 	ev_init(&r->retry, retry_cb);
 	r->retry.data = r;
-	store_on_commit(r->store, commit_done, r);
 }
 
 void
 runs_notify_free(struct runs *r)
 {
-	store_on_commit(r->store, NULL, NULL);
 	ev_timer_stop(r->loop, &r->retry);
 	while (r->notes) {
 		struct note *n = r->notes;

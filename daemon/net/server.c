@@ -34,10 +34,14 @@ struct client {
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	size_t safe;    /* out[..safe) was queued before the last commit: may be written */
+	struct unsafe_frame *unsafe; /* the frames of out[safe..): what a failed commit undoes */
+	size_t n_unsafe, cap_unsafe;
 	const struct client_stream_ops *stream; /* the one open stream, or NULL */
 	void *stream_arg;
 	int stream_drain;       /* call stream->drain when the queue is empty */
 	uint64_t stream_req;    /* the request the stream answers */
+	unsigned long stream_seq;
+	unsigned long seq;      /* requests received so far */
 	uint64_t req;           /* the request being handled */
 	int in_request;         /* inside the handler of request `req` */
 	int hello;      /* Hello exchanged */
@@ -48,6 +52,15 @@ struct client {
 	pid_t pid;
 	char user[64];
 	unsigned long serial;
+};
+
+/* A frame queued since the last commit (its offset from `safe`). */
+struct unsafe_frame {
+	size_t off;
+	uint64_t req;   /* the request id it carries */
+	unsigned long seq; /* which request of the connection it answers */
+	int stream;     /* a frame of the connection's stream */
+	int error;      /* an Error reply: kept when a commit fails */
 };
 
 struct server {
@@ -83,6 +96,7 @@ client_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		c->next->prev = c->prev;
 	frame_buf_free(&c->in);
 	free(c->out);
+	free(c->unsafe);
 	free(c);
 }
 
@@ -168,24 +182,24 @@ send_too_large(struct client *c, const Dbtd__Response *resp, int stream_frame)
 	return -EMSGSIZE;
 }
 
-int
-client_send(struct client *c, const Dbtd__Response *resp)
+/*
+ * Queue one packed frame (buf, taken) to c, noting it as unsaved until the
+ * next commit.  0, or -errno when c is gone or too far behind (closed).
+ */
+static int
+queue_frame(struct client *c, uint8_t *buf, size_t len, uint64_t req, unsigned long seq,
+            int stream, int error)
 {
-	Dbtd__Response tagged;
-	uint8_t *buf;
-	size_t len;
-	int rc, stream_frame = !c->in_request && c->stream != NULL;
-
-	if (c->dead)
-		return -EPIPE;
-	tagged = *resp;
-	tagged.request_id = c->in_request ? c->req : c->stream_req;
-	rc = frame_pack(&tagged.base, &buf, &len);
-	if (rc == -ERANGE && resp->body_case != DBTD__RESPONSE__BODY_ERROR)
-		return send_too_large(c, resp, stream_frame);
-	if (rc < 0) {
-		log_err("client %lu: cannot encode a response: %s", c->serial, strerror(-rc));
-		return rc;
+	if (c->n_unsafe == c->cap_unsafe) {
+		size_t cap = c->cap_unsafe ? c->cap_unsafe * 2 : 8;
+		struct unsafe_frame *u = realloc(c->unsafe, cap * sizeof(*u));
+		if (u == NULL) {
+			free(buf);
+			client_kill(c, "out of memory");
+			return -ENOMEM;
+		}
+		c->unsafe = u;
+		c->cap_unsafe = cap;
 	}
 	if (c->out_len - c->out_off + len > CLIENT_MAX_QUEUE) {
 		free(buf);
@@ -214,12 +228,41 @@ client_send(struct client *c, const Dbtd__Response *resp)
 		c->out = p;
 		c->out_cap = cap;
 	}
+	c->unsafe[c->n_unsafe++] = (struct unsafe_frame){
+		.off = c->out_len - c->safe, .req = req, .seq = seq, .stream = stream,
+		.error = error,
+	};
 	memcpy(c->out + c->out_len, buf, len);
 	c->out_len += len;
 	free(buf);
 	/* Written by server_flush, after the loop iteration's commit. */
 	return 0;
 }
+
+int
+client_send(struct client *c, const Dbtd__Response *resp)
+{
+	Dbtd__Response tagged;
+	uint8_t *buf;
+	size_t len;
+	int rc, stream_frame = !c->in_request && c->stream != NULL;
+
+	if (c->dead)
+		return -EPIPE;
+	tagged = *resp;
+	tagged.request_id = c->in_request ? c->req : c->stream_req;
+	rc = frame_pack(&tagged.base, &buf, &len);
+	if (rc == -ERANGE && resp->body_case != DBTD__RESPONSE__BODY_ERROR)
+		return send_too_large(c, resp, stream_frame);
+	if (rc < 0) {
+		log_err("client %lu: cannot encode a response: %s", c->serial, strerror(-rc));
+		return rc;
+	}
+	return queue_frame(c, buf, len, tagged.request_id,
+	                   stream_frame ? c->stream_seq : c->seq, stream_frame,
+	                   resp->body_case == DBTD__RESPONSE__BODY_ERROR);
+}
+
 
 void
 server_flush(struct server *srv)
@@ -234,6 +277,7 @@ server_flush(struct server *srv)
 		if (c->dead)
 			continue;
 		c->safe = c->out_len;
+		c->n_unsafe = 0;
 		if (c->out_off == c->out_len && (c->closing || (c->eof && c->stream == NULL))) {
 			client_kill(c, NULL);
 			continue;
@@ -249,6 +293,97 @@ server_flush(struct server *srv)
 	}
 }
 
+void
+server_committed(struct server *srv)
+{
+	for (struct client *c = srv ? srv->clients : NULL; c; c = c->next) {
+		c->safe = c->out_len;
+		c->n_unsafe = 0;
+	}
+}
+
+/* Whether frames before i answered request seq (an error queued for it since). */
+static int
+answered_before(const struct unsafe_frame *f, size_t i, unsigned long seq)
+{
+	while (i-- > 0)
+		if (!f[i].stream && f[i].seq == seq)
+			return 1;
+	return 0;
+}
+
+/* Queue an Error frame answering request req of c. */
+static void
+queue_error(struct client *c, uint64_t req, unsigned long seq, int stream, const char *msg)
+{
+	Dbtd__Response resp = DBTD__RESPONSE__INIT;
+	Dbtd__Error err = DBTD__ERROR__INIT;
+	uint8_t *buf;
+	size_t len;
+
+	err.code = DBTD__ERROR_CODE__ERROR_FAILED;
+	err.message = (char *)msg;
+	resp.body_case = DBTD__RESPONSE__BODY_ERROR;
+	resp.error = &err;
+	resp.request_id = req;
+	if (frame_pack(&resp.base, &buf, &len) == 0)
+		queue_frame(c, buf, len, req, seq, stream, 1);
+}
+
+/*
+ * Undo what c was told since the last commit: its unsaved frames go, an
+ * error naming the cause answers each request they answered (errors it
+ * was already given stay), and a stream with a lost frame ends.
+ */
+static void
+client_commit_failed(struct client *c, const char *msg)
+{
+	size_t n = c->n_unsafe, total = c->out_len - c->safe;
+	struct unsafe_frame *frames = c->unsafe;
+	uint8_t *old = NULL;
+	int stream_lost = 0;
+
+	if (n == 0 || c->dead)
+		return;
+	old = malloc(total);
+	if (old == NULL) {
+		client_kill(c, "out of memory");
+		return;
+	}
+	memcpy(old, c->out + c->safe, total);
+	c->out_len = c->safe;
+	c->unsafe = NULL;
+	c->n_unsafe = c->cap_unsafe = 0;
+	for (size_t i = 0; i < n && !c->dead; i++) {
+		size_t end = i + 1 < n ? frames[i + 1].off : total;
+		if (frames[i].error) {
+			uint8_t *copy = malloc(end - frames[i].off);
+			if (copy != NULL) {
+				memcpy(copy, old + frames[i].off, end - frames[i].off);
+				queue_frame(c, copy, end - frames[i].off, frames[i].req,
+				            frames[i].seq, frames[i].stream, 1);
+			}
+		} else if (frames[i].stream || (c->stream && frames[i].seq == c->stream_seq)) {
+			stream_lost = 1;
+		} else if (!answered_before(frames, i, frames[i].seq)) {
+			queue_error(c, frames[i].req, frames[i].seq, 0, msg);
+		}
+	}
+	if (stream_lost && c->stream && !c->dead) {
+		queue_error(c, c->stream_req, c->stream_seq, 1, msg);
+		client_stream_end(c);
+	}
+	free(old);
+	free(frames);
+}
+
+void
+server_commit_failed(struct server *srv, const char *msg)
+{
+	for (struct client *c = srv ? srv->clients : NULL; c; c = c->next)
+		client_commit_failed(c, msg);
+}
+
 int
 client_stream_open(struct client *c, const struct client_stream_ops *ops, void *arg)
 {
@@ -258,6 +393,7 @@ client_stream_open(struct client *c, const struct client_stream_ops *ops, void *
 	c->stream_arg = arg;
 	c->stream_drain = 1;
 	c->stream_req = c->req;
+	c->stream_seq = c->seq;
 	return 0;
 }
 
@@ -354,6 +490,7 @@ client_frame(struct client *c, const uint8_t *payload, size_t plen)
 		return;
 	}
 	c->req = req->request_id;
+	c->seq++;
 	c->in_request = 1;
 	c->srv->h.request(c->srv->h.arg, c, req);
 	c->in_request = 0;

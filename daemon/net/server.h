@@ -76,6 +76,20 @@ void server_free(struct server *srv);
 void server_flush(struct server *srv);
 
 /*
+ * server_committed - a commit made the state durable: what is queued for
+ * every client may be written (server_flush does it).
+ */
+void server_committed(struct server *srv);
+
+/*
+ * server_commit_failed - a commit failed and lost every change since the
+ * previous one: every frame queued since then is taken back, each request
+ * it answered gets an ERROR_FAILED with msg instead (an error it got stays),
+ * and a stream that lost a frame ends with that error.
+ */
+void server_commit_failed(struct server *srv, const char *msg);
+
+/*
  * client_send - queue one response frame to c (written by server_flush),
  * carrying the id of the request it answers.  A response that cannot be
  * encoded within the frame limit is replaced by an error naming the limit

@@ -1,6 +1,7 @@
 """Commit or fail: a reply that reports a change is sent only once the
 change is stored.  The state directory is a small tmpfs that the test
 fills, as a full disk on a server would be."""
+import json
 import os
 import subprocess
 
@@ -80,3 +81,41 @@ def test_full_disk_project_add_says_added_only_when_stored(workdir, small_fs):
         assert project_names(d) == sorted(added)
     finally:
         d.stop()
+
+
+def test_full_disk_job_run_says_created_only_when_stored(workdir, small_fs):
+    """`job run` on a full disk: every run it reported is in the run history
+    after a restart, and a run that could not be stored is refused with the
+    cause (before, replies named runs that were never stored)."""
+    d = Dbtd(workdir)
+    d.state = os.path.join(small_fs, "state")
+    d.start()
+    repo = make_repo(workdir)
+    d.ok("project", "add", "shop", "--repo", repo)
+    d.ok("env", "add", "prod", "--project", "shop", "--branch", "main",
+         "--destination", "duckdb", "--path", os.path.join(workdir, "w.duckdb"),
+         "--dbt", "/bin/true")
+    d.ok("job", "add", "nightly", "--env", "prod", "--command", "dbt build",
+         "--timeout", "600")
+    filler = os.path.join(small_fs, "filler")
+    fill(filler)
+    told, refused = [], []
+    for _ in range(400):
+        p = d.ctl("--json", "job", "run", "nightly")
+        if p.returncode == 0:
+            told.append(json.loads(p.stdout)["id"])
+        else:
+            refused.append(p.stderr)
+            if len(refused) >= 3:
+                break
+    os.unlink(filler)
+    assert d.stop() == 0
+    d.start()
+    try:
+        stored = {r["id"] for r in d.json("run", "list", "--limit", "1000")}
+        assert set(told) <= stored, "reported but not stored: %s" % sorted(set(told) - stored)
+    finally:
+        d.stop()
+    assert refused, "the store never ran out of space: the test proves nothing"
+    for why in refused:
+        assert "no space left" in why, why

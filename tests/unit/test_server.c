@@ -33,6 +33,7 @@ struct hstate {
 	int closed;     /* stream close callbacks */
 	int open_rc;    /* the last client_stream_open's result */
 	int send_rc;    /* the last client_send of a handler */
+	int handled;    /* requests handled */
 };
 
 /* One stream of the test's handler: frames of a blob, produced by drain. */
@@ -49,6 +50,8 @@ struct fixture {
 	struct server *srv;
 	ev_prepare flush;
 	struct hstate h;
+	int fail_after;         /* > 0: once this many requests were handled, the */
+	const char *fail_msg;   /* next commit fails with this (dbtd's commit hook) */
 };
 
 /* A blob response of n bytes (a pattern of seed), end as given; free .blob.data. */
@@ -138,6 +141,7 @@ handle(void *arg, struct client *c, const Dbtd__Request *req)
 	Dbtd__Run run = DBTD__RUN__INIT;
 	struct tstream *ts;
 
+	h->handled++;
 	switch (req->body_case) {
 	case DBTD__REQUEST__BODY_VIEW_RUN:
 		run.id = req->view_run->id;
@@ -179,6 +183,10 @@ flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct fixture *f = w->data;
 
 	(void)loop; (void)revents;
+	if (f->fail_msg && f->h.handled >= f->fail_after) {
+		server_commit_failed(f->srv, f->fail_msg);
+		f->fail_msg = NULL;
+	}
 	server_flush(f->srv);
 }
 
@@ -714,6 +722,77 @@ test_bad_frames_close_that_connection_only(void **state)
 	loop_until(f->loop, one_closed, &f->h);
 }
 
+/* Append req as one frame to buf (at *len; cap bytes). */
+static void
+pack_into(uint8_t *buf, size_t cap, size_t *len, const Dbtd__Request *req)
+{
+	uint8_t *f;
+	size_t n;
+
+	assert_int_equal(frame_pack(&req->base, &f, &n), 0);
+	assert_true(*len + n <= cap);
+	memcpy(buf + *len, f, n);
+	*len += n;
+	free(f);
+}
+
+/*
+ * A commit that fails takes back what the requests of its moment were told:
+ * each gets an error naming the cause instead, with its own request id (old
+ * clients sending none get one error per request), an error already given
+ * stays, and the connection goes on.
+ */
+static void
+test_failed_commit_answers_errors(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__RunRef r1, r2, r3;
+	Dbtd__Request bad = DBTD__REQUEST__INIT, reqs[3];
+	uint8_t buf[1024];
+	size_t len = 0;
+	struct peer p;
+
+	reqs[0] = view_run(&r1, 1, 11);
+	bad.request_id = 12; /* no body: the handler answers an error */
+	reqs[1] = view_run(&r2, 2, 0);
+	reqs[2] = view_run(&r3, 3, 0);
+	pack_into(buf, sizeof(buf), &len, &reqs[0]);
+	pack_into(buf, sizeof(buf), &len, &bad);
+	pack_into(buf, sizeof(buf), &len, &reqs[1]);
+	pack_into(buf, sizeof(buf), &len, &reqs[2]);
+	peer_connect(&p, f->loop, f->path);
+	f->fail_after = 4;
+	f->fail_msg = "no space left (test)";
+	peer_write(&p, buf, len); /* one write: one loop iteration handles all four */
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_FAILED, "no space left (test)", 11);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, "not a request", 12);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_FAILED, "no space left (test)", 0);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_FAILED, "no space left (test)", 0);
+	assert_null(f->fail_msg);
+	expect_run_reply(&p, 4, 14);
+	peer_close(&p);
+}
+
+/* A stream that lost a frame to a failed commit ends with the error. */
+static void
+test_failed_commit_ends_stream(void **state)
+{
+	struct fixture *f = *state;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	send_open_stream(&p, 0, 0, 1, 21);
+	expect_stream_opened(&p, 21);
+	push(f, 100, 0);
+	f->fail_after = 1;
+	f->fail_msg = "the map is full (test)";
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_FAILED, "the map is full (test)", 21);
+	loop_until(f->loop, one_closed, &f->h);
+	assert_null(f->h.stream_client);
+	expect_run_reply(&p, 5, 22);
+	peer_close(&p);
+}
+
 int
 main(void)
 {
@@ -729,6 +808,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reply_over_frame_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames_close_that_connection_only, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_answers_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_ends_stream, setup, teardown),
 	};
 
 	/* a write to a client that went must fail with EPIPE, as in dbtd */
