@@ -776,6 +776,7 @@ server_free(struct server *srv)
 		ev_timer_stop(srv->loop, &c->reap);
 		frame_buf_free(&c->in);
 		free(c->out);
+		free(c->unsafe);
 		free(c);
 	}
 	close(srv->fd);

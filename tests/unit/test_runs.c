@@ -224,8 +224,10 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	runs_free(f->runs);
+	runs_shutdown(f->runs); /* as dbtd stops: its last states committed, then unhooked */
 	store_commit(f->st);
+	store_on_commit(f->st, NULL, NULL);
+	runs_free(f->runs);
 	ev_prepare_stop(f->loop, &f->commit);
 	store_close(f->st);
 	rm_rf(f->dir);
