@@ -203,6 +203,12 @@ conn_call(struct conn *c, const Dbtd__Request *req, Dbtd__Response **out)
 
 	*out = NULL;
 	rc = conn_send(c, req);
+	/*
+	 * dbtd may have closed the connection before reading the request, having
+	 * said why (e.g. it has no descriptor left for this client): read that.
+	 */
+	if ((rc == -EPIPE || rc == -ECONNRESET) && conn_recv(c, out) == 0)
+		return 0;
 	if (rc < 0)
 		return rc;
 	return conn_recv(c, out);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "names.h"
 #include "plugin.h"
@@ -269,6 +270,7 @@ main(int argc, char **argv)
 	}
 	log_init(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
+	fdlimit_raise(); /* every client and run holds descriptors: take what the kernel allows */
 	/* first: take LISTEN_* and NOTIFY_SOCKET out of the environment before anything forks */
 	if (systemd_init(&listen_fd) < 0)
 		goto out;

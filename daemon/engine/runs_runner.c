@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cron.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "names.h"
 #include "pb.h"
@@ -487,10 +488,20 @@ runs_fork(struct runs *r, struct queued *q)
 		fail_unstarted(r, run, "out of memory");
 		goto out;
 	}
-	rm_rf(a->workspace);
-	rc = mkdir_p(a->workspace, 0700);
+	rc = rm_rf(a->workspace); /* other failures show in mkdir or in the clone */
+	if (rc == 0 || !fdlimit_exhausted(rc))
+		rc = mkdir_p(a->workspace, 0700);
 	if (rc == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		rc = -errno;
+	if (rc < 0 && fdlimit_exhausted(rc)) {
+		/* the workspace is not at fault: say what is, and what to do */
+		char full[128];
+		why = xasprintf("%s, so the run could not start; close idle clients or wait for "
+		                "runs to end and run the job again; if this recurs, %s",
+		                fdlimit_describe(rc, full, sizeof(full)), fdlimit_advice(rc));
+		fail_unstarted(r, run, why);
+		goto out;
+	}
 	if (rc < 0) {
 		why = xasprintf("cannot prepare workspace %s: %s", a->workspace, strerror(-rc));
 		fail_unstarted(r, run, why);

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fdreserve.h"
 #include "frame.h"
 #include "log.h"
 #include "server.h"
@@ -71,6 +72,7 @@ struct server {
 	int owned;        /* we bound path: unlink it at stop (not an adopted socket) */
 	ev_io accept_io;
 	ev_timer backoff;
+	struct fd_reserve reserve; /* to refuse clients with a reason when descriptors run out */
 	struct client *clients;
 	unsigned long serial;
 };
@@ -618,9 +620,14 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+		int e = errno;
+		/* no descriptor left: refuse the client with a reason rather than let it wait */
+		if ((e == EMFILE || e == ENFILE) &&
+		    fd_reserve_refuse(&srv->reserve, srv->fd, e, ev_now(loop)) == 0)
+			return; /* the next client waiting wakes us again */
+		if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
 			log_warn("cannot accept a client: %s; pausing accepts for %.0f s",
-			         strerror(errno), ACCEPT_BACKOFF_S);
+			         strerror(e), ACCEPT_BACKOFF_S);
 			ev_io_stop(loop, &srv->accept_io);
 			ev_timer_set(&srv->backoff, ACCEPT_BACKOFF_S, 0.);
 			ev_timer_start(loop, &srv->backoff);
@@ -671,6 +678,7 @@ server_start(struct server **out, struct ev_loop *loop, const struct server_hand
 	ev_io_init(&srv->accept_io, accept_cb, fd, EV_READ);
 	ev_init(&srv->backoff, accept_backoff_cb);
 	srv->accept_io.data = srv->backoff.data = srv;
+	fd_reserve_open(&srv->reserve);
 	ev_io_start(loop, &srv->accept_io);
 	*out = srv;
 	return 0;
@@ -779,6 +787,7 @@ server_free(struct server *srv)
 		free(c->unsafe);
 		free(c);
 	}
+	fd_reserve_close(&srv->reserve);
 	close(srv->fd);
 	/* an inherited socket belongs to systemd: its file stays for the next start */
 	if (srv->owned)

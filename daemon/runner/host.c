@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fdlimit.h"
 #include "frame.h"
 #include "host.h"
 #include "log.h"
@@ -474,6 +475,7 @@ spawn_child(const struct dbtd_spawn *spec, const char *cwd, int out, int err,
 		_exit(127);
 	}
 	close_fds_from(3, status_fd);
+	fdlimit_restore(); /* dbt gets the limit dbtd was started with, not the one it raised */
 	execvpe(spec->argv[0], (char *const *)spec->argv, env);
 	e = errno;
 	(void)!write(status_fd, &e, sizeof(e));
@@ -505,7 +507,11 @@ h_spawn(dbtd_step_ctx *ctx, const struct dbtd_spawn *spec, int *status)
 	if (env == NULL || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
 	    pipe2(st, O_CLOEXEC) < 0) {
 		rc = env ? -errno : -ENOMEM;
-		h_log(ctx, "cannot run %s: %s", spec->argv[0], strerror(-rc));
+		if (rc == -EMFILE) /* the runner's own table: a step leaks, or the limit is low */
+			h_log(ctx, "cannot run %s: %s (the run's limit is %lu open files)",
+			      spec->argv[0], strerror(-rc), fdlimit_current());
+		else
+			h_log(ctx, "cannot run %s: %s", spec->argv[0], strerror(-rc));
 		goto out;
 	}
 	host_flush(ctx->hr);
