@@ -74,9 +74,10 @@ frame_buf_reserve(struct frame_buf *fb, size_t want)
 	}
 	if (fb->cap - fb->len >= want)
 		return 0;
-	cap = fb->cap ? fb->cap : 4096;
-	while (cap - fb->len < want)
-		cap *= 2;
+	/* double, but room for one large frame is just that: 16 MiB, not 32 */
+	cap = fb->cap ? fb->cap * 2 : 4096;
+	if (cap - fb->len < want)
+		cap = fb->len + want;
 	p = realloc(fb->data, cap);
 	if (p == NULL)
 		return -ENOMEM;
@@ -92,11 +93,14 @@ frame_buf_fill(struct frame_buf *fb, int fd)
 	ssize_t n;
 	int rc;
 
-	/* Read a whole announced frame in as few calls as possible. */
+	/*
+	 * Read a whole announced frame in as few calls as possible, and make
+	 * room for no more than its rest: the last bytes of a 16 MiB frame do
+	 * not double the buffer to 32 MiB.
+	 */
 	if (fb->len - fb->off >= FRAME_HEADER) {
 		uint32_t need = get_be32(fb->data + fb->off);
-		if (need <= FRAME_MAX && need + FRAME_HEADER > fb->len - fb->off &&
-		    need + FRAME_HEADER - (fb->len - fb->off) > want)
+		if (need <= FRAME_MAX && need + FRAME_HEADER > fb->len - fb->off)
 			want = need + FRAME_HEADER - (fb->len - fb->off);
 	}
 	rc = frame_buf_reserve(fb, want);
@@ -109,6 +113,28 @@ frame_buf_fill(struct frame_buf *fb, int fd)
 		return -errno;
 	fb->len += (size_t)n;
 	return n;
+}
+
+void
+frame_buf_shrink(struct frame_buf *fb, size_t keep)
+{
+	size_t held = fb->len - fb->off;
+	uint8_t *p;
+
+	if (held == 0) {
+		frame_buf_free(fb);
+		return;
+	}
+	if (held > keep || fb->cap <= keep)
+		return;
+	memmove(fb->data, fb->data + fb->off, held);
+	fb->len = held;
+	fb->off = 0;
+	p = realloc(fb->data, keep);
+	if (p == NULL)
+		return; /* the larger buffer stays: still whole */
+	fb->data = p;
+	fb->cap = keep;
 }
 
 int

@@ -53,6 +53,14 @@ ssize_t frame_buf_fill(struct frame_buf *fb, int fd);
  */
 int frame_buf_next(struct frame_buf *fb, const uint8_t **payload, size_t *plen);
 
+/*
+ * frame_buf_shrink - give back the room a large frame took: a buffer holding
+ * nothing is freed (frame_buf_fill makes a new one), one holding at most
+ * keep bytes is cut down to keep bytes.  Payloads frame_buf_next returned
+ * are no longer readable.
+ */
+void frame_buf_shrink(struct frame_buf *fb, size_t keep);
+
 /* frame_buf_pending - bytes held that do not yet form a whole frame. */
 size_t frame_buf_pending(const struct frame_buf *fb);
 

@@ -1,4 +1,4 @@
-/* test_frame.c - framing: partial reads, oversize, garbage, zero length. */
+/* test_frame.c - framing: partial reads, oversize, garbage, zero length, buffer sizes. */
 #include "config.h"
 
 #include <errno.h>
@@ -154,6 +154,76 @@ test_buf_two_in_one(void **state)
 	close(sv[1]);
 }
 
+/*
+ * Feed wire[0..len) through a socket into fb, in the pieces the socket
+ * takes, until fb holds a whole frame; its capacity never exceeds cap_max.
+ */
+static void
+feed_until_frame(struct frame_buf *fb, int sv[2], const uint8_t *wire, size_t len,
+                 size_t cap_max, const uint8_t **p, size_t *n)
+{
+	size_t sent = 0;
+	int rc = 0;
+
+	while (rc == 0) {
+		ssize_t w = sent < len ? write(sv[0], wire + sent, len - sent) : 0;
+		if (w > 0)
+			sent += (size_t)w;
+		assert_true(frame_buf_fill(fb, sv[1]) > 0);
+		assert_true(fb->cap <= cap_max);
+		rc = frame_buf_next(fb, p, n);
+	}
+	assert_int_equal(rc, 1);
+	assert_int_equal(sent, len);
+}
+
+/*
+ * A large frame gets a buffer of its size, not a doubling (its last bytes
+ * included).  Once taken, the buffer is given back; one left holding the
+ * start of the next frame is cut down, keeping it.
+ */
+static void
+test_buf_large_frame_sized_to_fit(void **state)
+{
+	size_t size = (3u << 20) + 5, n;
+	static const uint8_t next[] = { 0, 0, 0, 9, 'a', 'b' };
+	uint8_t *wire = calloc(1, FRAME_HEADER + size + sizeof(next));
+	struct frame_buf fb;
+	const uint8_t *p;
+	int sv[2];
+
+	(void)state;
+	assert_non_null(wire);
+	header(wire, (uint32_t)size);
+	wire[FRAME_HEADER + size - 1] = 'z';
+	memcpy(wire + FRAME_HEADER + size, next, sizeof(next));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	frame_buf_init(&fb);
+	feed_until_frame(&fb, sv, wire, FRAME_HEADER + size, FRAME_HEADER + size, &p, &n);
+	assert_int_equal(n, size);
+	assert_int_equal(p[size - 1], 'z');
+	frame_buf_shrink(&fb, 65536);
+	assert_null(fb.data);
+	assert_int_equal(fb.cap, 0);
+
+	/* the same frame, then the start of the next */
+	feed_until_frame(&fb, sv, wire, FRAME_HEADER + size + sizeof(next),
+	                 FRAME_HEADER + size, &p, &n);
+	assert_int_equal(n, size);
+	while (frame_buf_pending(&fb) < sizeof(next))
+		assert_true(frame_buf_fill(&fb, sv[1]) > 0);
+	assert_int_equal(frame_buf_next(&fb, &p, &n), 0);
+	assert_true(fb.cap > 65536);
+	frame_buf_shrink(&fb, 65536);
+	assert_int_equal(fb.cap, 65536);
+	assert_int_equal(frame_buf_pending(&fb), sizeof(next));
+	assert_memory_equal(fb.data + fb.off, next, sizeof(next));
+	frame_buf_free(&fb);
+	free(wire);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* A peer that closes in the middle of a frame is reported as such. */
 static void
 test_recv_half_frame_eof(void **state)
@@ -225,6 +295,7 @@ main(void)
 		cmocka_unit_test(test_parse_zero),
 		cmocka_unit_test(test_buf_byte_by_byte),
 		cmocka_unit_test(test_buf_two_in_one),
+		cmocka_unit_test(test_buf_large_frame_sized_to_fit),
 		cmocka_unit_test(test_recv_half_frame_eof),
 		cmocka_unit_test(test_recv_clean_eof),
 		cmocka_unit_test(test_pack_oversize),
