@@ -205,7 +205,7 @@ conn_call(struct conn *c, const Dbtd__Request *req, Dbtd__Response **out)
 	rc = conn_send(c, req);
 	/*
 	 * dbtd may have closed the connection before reading the request, having
-	 * said why (e.g. it has no descriptor left for this client): read that.
+	 * said why (no descriptor left, too many connections): read that.
 	 */
 	if ((rc == -EPIPE || rc == -ECONNRESET) && conn_recv(c, out) == 0)
 		return 0;
