@@ -50,6 +50,7 @@ struct options {
 	unsigned max_runs;
 	mode_t socket_mode;
 	int socket_mode_set;
+	struct server_limits limits; /* what clients may cost */
 	int verbose;
 	int check;  /* dbtd check */
 	int json;   /* dbtd check --json */
@@ -62,6 +63,8 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: dbtd [--socket PATH] [--state-dir DIR] [--plugin-dir DIR]\n"
 	        "            [--max-concurrent-runs N] [--socket-mode MODE] [--verbose]\n"
+	        "            [--max-connections N] [--max-client-memory MIB]\n"
+	        "            [--hello-timeout S] [--frame-timeout S] [--idle-timeout S]\n"
 	        "       dbtd check [--state-dir DIR] [--json]\n"
 	        "       dbtd --version\n"
 	        "Runs dbt jobs and keeps their run history; see dbtd(8).\n");
@@ -97,6 +100,28 @@ default_state_dir(void)
 	return xasprintf("%s/.local/state/dbtd", home);
 }
 
+/*
+ * A number of seconds from lo to hi (or 0 when zero_ok) for option `name`
+ * into *out; 0, or 2 (the usage exit status) after saying what is wanted.
+ */
+static int
+parse_seconds(const char *name, const char *arg, double lo, double hi, int zero_ok,
+              double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v == 0 ? zero_ok : v >= lo && v <= hi)) {
+		fprintf(stderr, "dbtd: --%s wants seconds from %g to %g%s, not \"%s\"\n", name,
+		        lo, hi, zero_ok ? " (0: never)" : "", arg);
+		return 2;
+	}
+	*out = v;
+	return 0;
+}
+
 /* Parse options into o; returns 0, or an exit status. */
 static int
 parse_options(int argc, char **argv, struct options *o)
@@ -111,6 +136,11 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "max-connections", required_argument, NULL, 'C' },
+		{ "max-client-memory", required_argument, NULL, 'M' },
+		{ "hello-timeout", required_argument, NULL, 'H' },
+		{ "frame-timeout", required_argument, NULL, 'F' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -118,6 +148,7 @@ parse_options(int argc, char **argv, struct options *o)
 
 	o->max_runs = n > 0 ? (unsigned)n : 1;
 	o->socket_mode = 0600;
+	server_limits_default(&o->limits);
 	while ((c = getopt_long(argc, argv, "hvV", longopts, NULL)) != -1) {
 		char *end;
 		unsigned long v;
@@ -145,6 +176,39 @@ parse_options(int argc, char **argv, struct options *o)
 			}
 			o->socket_mode = (mode_t)v;
 			o->socket_mode_set = 1;
+			break;
+		case 'C':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || v == 0 || v > 1000000) {
+				fprintf(stderr, "dbtd: --max-connections wants a number from 1 to "
+				        "1000000, not \"%s\"\n", optarg);
+				return 2;
+			}
+			o->limits.max_clients = (unsigned)v;
+			break;
+		case 'M':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			/* at least one request and one reply at the frame limit */
+			if (errno || *end || v < 32 || v > 1048576) {
+				fprintf(stderr, "dbtd: --max-client-memory wants MiB from 32 to "
+				        "1048576, not \"%s\"\n", optarg);
+				return 2;
+			}
+			o->limits.max_memory = (size_t)v << 20;
+			break;
+		case 'H':
+			if (parse_seconds("hello-timeout", optarg, 0.1, 3600, 0, &o->limits.hello_s))
+				return 2;
+			break;
+		case 'F':
+			if (parse_seconds("frame-timeout", optarg, 0.1, 3600, 0, &o->limits.frame_s))
+				return 2;
+			break;
+		case 'I':
+			if (parse_seconds("idle-timeout", optarg, 0.1, 604800, 1, &o->limits.idle_s))
+				return 2;
 			break;
 		case 'v': o->verbose = 1; break;
 		case 'J': o->json = 1; break;
@@ -256,7 +320,7 @@ main(int argc, char **argv)
 	struct server_handler handler = { 0 };
 	ev_signal sigint_w, sigterm_w;
 	ev_prepare commit_w;
-	char *sock = NULL, *ready = NULL, *why = NULL;
+	char *sock = NULL, *ready = NULL, *why = NULL, idle[64];
 	int listen_fd = -1, rc, status = 1;
 
 	rc = parse_options(argc, argv, &o);
@@ -353,6 +417,12 @@ main(int argc, char **argv)
 	}
 	if (rc < 0)
 		goto out;
+	server_set_limits(d.server, &o.limits);
+	snprintf(idle, sizeof(idle), o.limits.idle_s > 0 ? "after %g s idle" : "never for idling",
+	         o.limits.idle_s);
+	log_info("clients: at most %u connections, holding at most %zu MiB of buffers; Hello "
+	         "within %g s, each frame within %g s; closed %s", o.limits.max_clients,
+	         o.limits.max_memory >> 20, o.limits.hello_s, o.limits.frame_s, idle);
 	store_on_commit(d.store, commit_hook, &d);
 	runs_recover(d.runs);
 	store_set_group_commit(d.store, 1);

@@ -17,67 +17,12 @@
 #include "fdreserve.h"
 #include "frame.h"
 #include "log.h"
-#include "server.h"
+#include "server_int.h"
 #include "sockpath.h"
 #include "util.h"
 
-#define CLIENT_STALL_S 5.0             /* a half frame may wait this long */
 #define CLIENT_MAX_QUEUE (64u << 20)   /* a reader further behind is dropped */
 #define ACCEPT_BACKOFF_S 1.0
-
-struct client {
-	struct server *srv;
-	struct client *prev, *next;
-	int fd;
-	ev_io rio, wio;
-	ev_timer stall, reap;
-	struct frame_buf in;
-	uint8_t *out;
-	size_t out_off, out_len, out_cap;
-	size_t safe;    /* out[..safe) was queued before the last commit: may be written */
-	struct unsafe_frame *unsafe; /* the frames of out[safe..): what a failed commit undoes */
-	size_t n_unsafe, cap_unsafe;
-	const struct client_stream_ops *stream; /* the one open stream, or NULL */
-	void *stream_arg;
-	int stream_drain;       /* call stream->drain when the queue is empty */
-	uint64_t stream_req;    /* the request the stream answers */
-	unsigned long stream_seq;
-	unsigned long seq;      /* requests received so far */
-	uint64_t req;           /* the request being handled */
-	int in_request;         /* inside the handler of request `req` */
-	int hello;      /* Hello exchanged */
-	int closing;    /* close once the output queue is empty */
-	int eof;        /* the peer shut its writing side: close when all is answered */
-	int dead;       /* closed; freed from the reap timer */
-	uid_t uid;
-	pid_t pid;
-	char user[64];
-	unsigned long serial;
-};
-
-/* A frame queued since the last commit (its offset from `safe`). */
-struct unsafe_frame {
-	size_t off;
-	uint64_t req;   /* the request id it carries */
-	unsigned long seq; /* which request of the connection it answers */
-	int stream;     /* a frame of the connection's stream */
-	int error;      /* an Error reply: kept when a commit fails */
-};
-
-struct server {
-	struct ev_loop *loop;
-	struct server_handler h;
-	int fd;
-	char *path;       /* the socket's address, for messages */
-	int owned;        /* we bound path: unlink it at stop (not an adopted socket) */
-	ev_io accept_io;
-	ev_timer backoff;
-	struct fd_reserve reserve; /* to refuse clients with a reason when descriptors run out */
-	struct client *clients;
-	unsigned long serial;
-};
-
-static void client_kill(struct client *c, const char *why);
 
 /* Free a dead client (reap timer). */
 static void
@@ -88,7 +33,7 @@ client_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	ev_timer_stop(loop, &c->reap);
-	ev_timer_stop(loop, &c->stall);
+	ev_timer_stop(loop, &c->timer);
 	client_stream_end(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -102,8 +47,7 @@ client_reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	free(c);
 }
 
-/* Close c now; its memory goes at the next loop iteration. */
-static void
+void
 client_kill(struct client *c, const char *why)
 {
 	struct ev_loop *loop = c->srv->loop;
@@ -116,7 +60,7 @@ client_kill(struct client *c, const char *why)
 	c->dead = 1;
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
-	ev_timer_stop(loop, &c->stall);
+	limits_client_gone(c);
 	close(c->fd);
 	c->fd = -1;
 	ev_timer_set(&c->reap, 0., 0.);
@@ -127,6 +71,8 @@ client_kill(struct client *c, const char *why)
 static int
 client_flush(struct client *c)
 {
+	size_t wrote = 0;
+
 	while (c->out_off < c->safe) {
 		ssize_t n = write(c->fd, c->out + c->out_off, c->safe - c->out_off);
 		if (n < 0) {
@@ -137,10 +83,12 @@ client_flush(struct client *c)
 			return -errno;
 		}
 		c->out_off += (size_t)n;
+		wrote += (size_t)n;
 	}
 	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = c->safe = 0;
 		ev_io_stop(c->srv->loop, &c->wio);
+		limits_queue_emptied(c);
 		if (c->closing)
 			client_kill(c, NULL);
 	} else if (c->out_off == c->safe) {
@@ -148,6 +96,7 @@ client_flush(struct client *c)
 	} else {
 		ev_io_start(c->srv->loop, &c->wio);
 	}
+	limits_update(c, wrote > 0);
 	return 0;
 }
 
@@ -211,7 +160,7 @@ queue_frame(struct client *c, uint8_t *buf, size_t len, uint64_t req, unsigned l
 	if (c->out_off > 0 && c->out_off == c->out_len)
 		c->out_off = c->out_len = c->safe = 0;
 	if (c->out_cap - c->out_len < len) {
-		size_t cap = c->out_cap ? c->out_cap : 4096;
+		size_t cap = c->out_cap ? c->out_cap * 2 : 4096;
 		uint8_t *p;
 		if (c->out_off > 0) {
 			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
@@ -219,8 +168,8 @@ queue_frame(struct client *c, uint8_t *buf, size_t len, uint64_t req, unsigned l
 			c->safe -= c->out_off;
 			c->out_off = 0;
 		}
-		while (cap - c->out_len < len)
-			cap *= 2;
+		if (cap - c->out_len < len)
+			cap = c->out_len + len; /* a large frame: room for it, not twice that */
 		p = realloc(c->out, cap);
 		if (p == NULL) {
 			free(buf);
@@ -237,6 +186,9 @@ queue_frame(struct client *c, uint8_t *buf, size_t len, uint64_t req, unsigned l
 	memcpy(c->out + c->out_len, buf, len);
 	c->out_len += len;
 	free(buf);
+	limits_update(c, 0); /* may drop c, or another client, over the memory budget */
+	if (c->dead)
+		return -ENOBUFS;
 	/* Written by server_flush, after the loop iteration's commit. */
 	return 0;
 }
@@ -289,7 +241,7 @@ server_flush(struct server *srv)
 		rc = client_flush(c);
 		if (rc < 0)
 			client_kill(c, strerror(-rc));
-		else if (c->stream && c->stream_drain)
+		else if (!c->dead && c->stream && c->stream_drain)
 			/* a stream goes on: come back when the socket takes more */
 			ev_io_start(srv->loop, &c->wio);
 	}
@@ -417,6 +369,7 @@ client_stream_end(struct client *c)
 	c->stream_arg = NULL;
 	c->stream_drain = 0;
 	ops->close(arg);
+	limits_update(c, 1); /* the idle deadline starts now */
 }
 
 int
@@ -473,8 +426,9 @@ client_close_after_flush(struct client *c)
 	if (c->dead)
 		return;
 	c->closing = 1;
+	c->frame_start = 0; /* what it sends is not read any more */
 	ev_io_stop(c->srv->loop, &c->rio);
-	ev_timer_stop(c->srv->loop, &c->stall);
+	limits_update(c, 0);
 	/* server_flush closes it once the queued frames are written */
 }
 
@@ -499,16 +453,6 @@ client_frame(struct client *c, const uint8_t *payload, size_t plen)
 	dbtd__request__free_unpacked(req, NULL);
 }
 
-/* A half frame waited too long. */
-static void
-client_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct client *c = w->data;
-
-	(void)loop; (void)revents;
-	client_kill(c, "sent part of a frame and stalled");
-}
-
 /*
  * Whether the peer closed its socket, rather than only shutting its writing
  * side: a Unix stream socket reports POLLHUP only once both directions of
@@ -528,9 +472,9 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct client *c = w->data;
 	const uint8_t *payload;
-	size_t plen;
+	size_t plen, had = frame_buf_pending(&c->in);
 	ssize_t n;
-	int rc;
+	int rc, frames = 0;
 
 	(void)revents;
 	n = frame_buf_fill(&c->in, c->fd);
@@ -548,17 +492,23 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			 */
 			c->eof = 1;
 			ev_io_stop(loop, &c->rio);
-			ev_timer_stop(loop, &c->stall);
 			if ((c->out_off == c->out_len && c->stream == NULL) || peer_closed(c->fd))
 				client_kill(c, NULL);
+			else
+				limits_update(c, 1);
 		} else {
 			client_kill(c, n == 0 ? "closed in the middle of a frame" : strerror((int)-n));
 		}
 		return;
 	}
+	limits_update(c, 1); /* a buffer that grew counts: over the budget, c may go */
+	if (c->dead)
+		return;
 	while (!c->dead && !c->closing &&
-	       (rc = frame_buf_next(&c->in, &payload, &plen)) == 1)
+	       (rc = frame_buf_next(&c->in, &payload, &plen)) == 1) {
 		client_frame(c, payload, plen);
+		frames++;
+	}
 	if (c->dead || c->closing)
 		return;
 	if (rc < 0) {
@@ -570,12 +520,9 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		client_close_after_flush(c);
 		return;
 	}
-	if (frame_buf_pending(&c->in) > 0) {
-		c->stall.repeat = CLIENT_STALL_S;
-		ev_timer_again(loop, &c->stall);
-	} else {
-		ev_timer_stop(loop, &c->stall);
-	}
+	/* the deadline of a partial frame runs from its first byte, not its last */
+	limits_read(c, had == 0 || frames > 0);
+	limits_update(c, 0);
 }
 
 /* Fill in the peer's uid, pid and user name. */
@@ -634,6 +581,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		return;
 	}
+	if (limits_refuse(srv, fd)) /* over --max-connections: told so, and closed */
+		return;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		close(fd);
@@ -646,14 +595,14 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	client_peer(c);
 	ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
-	ev_init(&c->stall, client_stall_cb);
 	ev_init(&c->reap, client_reap_cb);
-	c->rio.data = c->wio.data = c->stall.data = c->reap.data = c;
+	c->rio.data = c->wio.data = c->reap.data = c;
 	c->next = srv->clients;
 	if (c->next)
 		c->next->prev = c;
 	srv->clients = c;
 	ev_io_start(loop, &c->rio);
+	limits_client_start(c);
 	log_debug("client %lu connected (%s, pid %d)", c->serial, c->user, (int)c->pid);
 }
 
@@ -675,6 +624,7 @@ server_start(struct server **out, struct ev_loop *loop, const struct server_hand
 	srv->fd = fd;
 	srv->path = path;
 	srv->owned = owned;
+	limits_init(srv);
 	ev_io_init(&srv->accept_io, accept_cb, fd, EV_READ);
 	ev_init(&srv->backoff, accept_backoff_cb);
 	srv->accept_io.data = srv->backoff.data = srv;

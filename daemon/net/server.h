@@ -46,6 +46,47 @@ struct client_stream_ops {
 };
 
 /*
+ * What connections may cost dbtd; dbtd(8) documents each as the option that
+ * sets it.  server_listen and server_adopt start with the defaults below.
+ */
+struct server_limits {
+	double hello_s;       /* a connection must complete Hello this long after it connects */
+	double frame_s;       /* a frame must arrive whole this long after its first byte */
+	double idle_s;        /* one with nothing in flight (no partial frame, nothing
+	                       * queued, no stream) is closed after this long; 0: never */
+	unsigned max_clients; /* connections at once; one more gets an Error and is
+	                       * closed; 0: no limit */
+	size_t max_memory;    /* receive buffers and queued replies of all connections,
+	                       * in bytes; over it, the one holding the most is dropped;
+	                       * 0: no limit */
+};
+
+#define SERVER_HELLO_TIMEOUT_S 10.0
+#define SERVER_FRAME_TIMEOUT_S 5.0
+#define SERVER_IDLE_TIMEOUT_S 600.0
+#define SERVER_MAX_CLIENTS 1024u
+#define SERVER_MAX_MEMORY ((size_t)256 << 20)
+
+/* server_limits_default - the defaults above into l. */
+void server_limits_default(struct server_limits *l);
+
+/*
+ * server_set_limits - what connections may cost from now on (copied).
+ * Connections already open get the new deadlines, and are dropped at once
+ * when they are over the new memory budget.
+ */
+void server_set_limits(struct server *srv, const struct server_limits *l);
+
+/*
+ * server_memory - bytes of receive buffers and output queues the open
+ * connections hold, as counted against server_limits.max_memory.
+ */
+size_t server_memory(const struct server *srv);
+
+/* server_clients - connections open now, as counted against max_clients. */
+unsigned server_clients(const struct server *srv);
+
+/*
  * server_listen - bind and listen on a Unix socket at path with file mode
  * `mode`, after sockpath_prepare (a private directory, created when
  * missing; only a stale socket is ever removed; refused when another dbtd

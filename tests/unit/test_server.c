@@ -3,11 +3,14 @@
  * sockets and a real libev loop in one process, with a request handler of
  * the test's own in place of the api: what a client relies on (request ids
  * echoed, one stream per connection owned by it, half-close, answers over
- * the frame limit, bad frames) without any feature behind it.
+ * the frame limit, bad frames) without any feature behind it; and what a
+ * connection may cost (the Hello, frame and idle deadlines, the connection
+ * limit, the memory budget), with deadlines of a fraction of a second.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <sys/poll.h> /* not <poll.h>: daemon/engine/poll.h is on the path */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -128,7 +132,8 @@ static const struct client_stream_ops tstream_ops = {
 };
 
 /*
- * The test's request handler.  view_run{id}: a run with that id.
+ * The test's request handler.  hello: marks Hello done, answers a
+ * HelloReply.  view_run{id}: a run with that id.
  * artifact{run: n}: a blob of n bytes.  read_logs{run: n, step: size,
  * follow}: a stream, its first frame "open" sent at once, then n frames of
  * size bytes from drain (follow: none, the test pushes them).
@@ -139,10 +144,17 @@ handle(void *arg, struct client *c, const Dbtd__Request *req)
 	struct hstate *h = arg;
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__Run run = DBTD__RUN__INIT;
+	Dbtd__HelloReply hr = DBTD__HELLO_REPLY__INIT;
 	struct tstream *ts;
 
 	h->handled++;
 	switch (req->body_case) {
+	case DBTD__REQUEST__BODY_HELLO:
+		resp.body_case = DBTD__RESPONSE__BODY_HELLO;
+		resp.hello = &hr;
+		client_set_hello(c);
+		h->send_rc = client_send(c, &resp);
+		break;
 	case DBTD__REQUEST__BODY_VIEW_RUN:
 		run.id = req->view_run->id;
 		resp.body_case = DBTD__RESPONSE__BODY_RUN;
@@ -793,6 +805,418 @@ test_failed_commit_ends_stream(void **state)
 	peer_close(&p);
 }
 
+/* ---- what a connection may cost ---- */
+
+/* Seconds on the monotonic clock. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Run the loop for about s seconds. */
+static void
+spin_for(struct ev_loop *loop, double s)
+{
+	double end = now_s() + s;
+
+	while (now_s() < end)
+		loop_spin(loop, 1);
+}
+
+/* The server's limits for a test: deadlines (0: none) and caps (0: none). */
+static void
+set_limits(struct fixture *f, double hello_s, double frame_s, double idle_s,
+           unsigned max_clients, size_t max_memory)
+{
+	struct server_limits l;
+
+	server_limits_default(&l);
+	l.hello_s = hello_s;
+	l.frame_s = frame_s;
+	l.idle_s = idle_s;
+	l.max_clients = max_clients;
+	l.max_memory = max_memory;
+	server_set_limits(f->srv, &l);
+}
+
+/* Send a Hello whose client name is n bytes long (a large request). */
+static void
+send_hello(struct peer *p, size_t n)
+{
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__Hello hello = DBTD__HELLO__INIT;
+	char *name = malloc(n + 1);
+
+	assert_non_null(name);
+	memset(name, 'x', n);
+	name[n] = '\0';
+	hello.protocol_version = 1;
+	hello.client = name;
+	req.body_case = DBTD__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	peer_send(p, &req);
+	free(name);
+}
+
+/* The next response is the HelloReply. */
+static void
+expect_hello(struct peer *p)
+{
+	Dbtd__Response *resp = peer_recv(p);
+
+	assert_non_null(resp);
+	assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_HELLO);
+	dbtd__response__free_unpacked(resp, NULL);
+}
+
+/* Connect and exchange Hello. */
+static void
+connect_hello(struct fixture *f, struct peer *p)
+{
+	peer_connect(p, f->loop, f->path);
+	send_hello(p, 6);
+	expect_hello(p);
+}
+
+/* Whether dbtd sent something or closed p (no wait). */
+static int
+readable(const struct peer *p)
+{
+	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1;
+}
+
+/* Write raw bytes; stop early, saying so (0), when dbtd closed the connection. */
+static int
+write_until_closed(struct peer *p, const uint8_t *b, size_t len)
+{
+	double deadline = now_s() + PEER_TIMEOUT_S;
+
+	while (len > 0) {
+		ssize_t n = send(p->fd, b, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			b += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return 0;
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			fail_msg("cannot write to the server: %s", strerror(errno));
+		if (now_s() > deadline)
+			fail_msg("the server read nothing for %.0f s", PEER_TIMEOUT_S);
+		loop_spin(p->loop, 1);
+	}
+	return 1;
+}
+
+/*
+ * Read what dbtd sends until it closes p (an end of file, or a reset when it
+ * left bytes of ours unread); the bytes read, frames held by p included.
+ */
+static size_t
+read_until_closed(struct peer *p)
+{
+	uint8_t buf[65536];
+	size_t total = frame_buf_pending(&p->in);
+	double deadline = now_s() + PEER_TIMEOUT_S;
+
+	for (;;) {
+		ssize_t n = read(p->fd, buf, sizeof(buf));
+		if (n > 0) {
+			total += (size_t)n;
+			continue;
+		}
+		if (n == 0 || errno == ECONNRESET)
+			return total;
+		if (errno != EAGAIN && errno != EINTR)
+			fail_msg("cannot read from the server: %s", strerror(errno));
+		if (now_s() > deadline)
+			fail_msg("the server kept the connection open for %.0f s", PEER_TIMEOUT_S);
+		loop_spin(p->loop, 1);
+	}
+}
+
+/* An Error of code saying words (request id 0), then dbtd closes p. */
+static void
+expect_closed_with(struct peer *p, Dbtd__ErrorCode code, const char *words)
+{
+	expect_error(p, code, words, 0);
+	assert_int_equal(read_until_closed(p), 0);
+	peer_close(p);
+}
+
+static int
+no_clients(void *arg)
+{
+	return server_clients(arg) == 0;
+}
+
+/*
+ * A connection that has not completed Hello within the Hello timeout gets
+ * an ERROR_PROTOCOL saying so and is closed; one that has is not, and
+ * neither is disturbed by the other.
+ */
+static void
+test_hello_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct peer slow, good;
+	double t0, took;
+
+	set_limits(f, 0.2, 0, 0, 0, 0);
+	peer_connect(&slow, f->loop, f->path);
+	t0 = now_s();
+	connect_hello(f, &good);
+	expect_closed_with(&slow, DBTD__ERROR_CODE__ERROR_PROTOCOL, "no Hello within 0.2 s");
+	took = now_s() - t0;
+	assert_true(took >= 0.15 && took < 2);
+	spin_for(f->loop, 0.2);
+	expect_run_reply(&good, 1, 1);
+	assert_int_equal(server_clients(f->srv), 1);
+	peer_close(&good);
+
+	/* a request before Hello does not stop the clock */
+	peer_connect(&slow, f->loop, f->path);
+	expect_run_reply(&slow, 2, 2);
+	expect_closed_with(&slow, DBTD__ERROR_CODE__ERROR_PROTOCOL, "no Hello within 0.2 s");
+}
+
+/*
+ * A connection with nothing in flight is closed after the idle timeout,
+ * with an error saying so.  One that keeps asking, one with a stream open,
+ * and one that has not read its reply yet are not.
+ */
+static void
+test_idle_timeout(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__ArtifactRef ar = DBTD__ARTIFACT_REF__INIT;
+	Dbtd__Response *resp;
+	struct peer idle, busy, streaming, behind;
+	double t0;
+
+	set_limits(f, 0, 0, 0.3, 0, 0);
+	connect_hello(f, &idle);
+	connect_hello(f, &busy);
+	connect_hello(f, &streaming);
+	send_open_stream(&streaming, 0, 0, 1, 7);
+	expect_stream_opened(&streaming, 7);
+	connect_hello(f, &behind);
+	ar.run = 2u << 20; /* more than the socket holds: the rest stays queued */
+	req.body_case = DBTD__REQUEST__BODY_ARTIFACT;
+	req.artifact = &ar;
+	req.request_id = 9;
+	peer_send(&behind, &req);
+
+	t0 = now_s();
+	for (uint64_t i = 1; now_s() - t0 < 0.8; i++) {
+		expect_run_reply(&busy, i, i);
+		spin_for(f->loop, 0.1);
+	}
+	expect_closed_with(&idle, DBTD__ERROR_CODE__ERROR_FAILED, "idle for 0.3 s");
+	assert_int_equal(server_clients(f->srv), 3);
+
+	push(f, 10, 0);
+	expect_pushed(&streaming, 10, 0, 7);
+	resp = peer_recv(&behind);
+	assert_non_null(resp);
+	assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_BLOB);
+	assert_true(blob_is(&resp->blob, 2u << 20, 'a'));
+	dbtd__response__free_unpacked(resp, NULL);
+
+	/* once the stream has ended and the reply is read, they are idle too */
+	push(f, 3, 1);
+	client_stream_end(f->h.stream_client);
+	expect_pushed(&streaming, 3, 1, 7);
+	peer_close(&busy);
+	expect_closed_with(&behind, DBTD__ERROR_CODE__ERROR_FAILED, "--idle-timeout");
+	expect_closed_with(&streaming, DBTD__ERROR_CODE__ERROR_FAILED, "idle for 0.3 s");
+	loop_until(f->loop, no_clients, f->srv);
+}
+
+/*
+ * A frame must arrive whole within the frame timeout of its first byte: one
+ * trickled a byte at a time is dropped then, with an error saying how much
+ * came, although bytes keep coming.  Frames that each arrive in time are
+ * served even when the connection always holds part of one.
+ */
+static void
+test_trickled_frame_dropped_at_deadline(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__RunRef refs[3];
+	uint8_t *frames[3];
+	size_t lens[3];
+	static const uint8_t header[] = { 0, 0, 0, 100 };
+	struct peer slow, good;
+	double t0, took = 0;
+	int open = 1;
+
+	set_limits(f, 0, 0.3, 0, 0, 0);
+	peer_connect(&slow, f->loop, f->path);
+	t0 = now_s();
+	for (int i = 0; i < 100 && open && !readable(&slow); i++) {
+		open = write_until_closed(&slow, i < 4 ? header + i : (const uint8_t *)"x", 1);
+		spin_for(f->loop, 0.05);
+	}
+	took = now_s() - t0;
+	assert_true(took >= 0.25 && took < 1.5);
+	expect_error(&slow, DBTD__ERROR_CODE__ERROR_PROTOCOL, "within 0.3 s of its first byte", 0);
+	peer_close(&slow);
+
+	/* three frames, each sent in two halves 0.2 s apart: 0.6 s of partial frames */
+	peer_connect(&good, f->loop, f->path);
+	for (int i = 0; i < 3; i++) {
+		Dbtd__Request req = view_run(&refs[i], (uint64_t)i + 1, (uint64_t)i + 1);
+		assert_int_equal(frame_pack(&req.base, &frames[i], &lens[i]), 0);
+	}
+	peer_write(&good, frames[0], lens[0] / 2);
+	for (int i = 0; i < 3; i++) {
+		spin_for(f->loop, 0.2);
+		peer_write(&good, frames[i] + lens[i] / 2, lens[i] - lens[i] / 2);
+		if (i < 2)
+			peer_write(&good, frames[i + 1], lens[i + 1] / 2);
+	}
+	for (uint64_t i = 1; i <= 3; i++) {
+		Dbtd__Response *resp = peer_recv(&good);
+		assert_non_null(resp);
+		assert_int_equal(resp->body_case, DBTD__RESPONSE__BODY_RUN);
+		assert_int_equal(resp->request_id, i);
+		dbtd__response__free_unpacked(resp, NULL);
+		free(frames[i - 1]);
+	}
+	peer_close(&good);
+}
+
+/*
+ * Over the connection limit, a new connection gets an ERROR_FAILED naming
+ * the limit and is closed; those connected are served; once one goes, a
+ * new one is served.
+ */
+static void
+test_connection_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct peer a, b, c;
+
+	set_limits(f, 0, 0, 0, 2, 0);
+	connect_hello(f, &a);
+	connect_hello(f, &b);
+	peer_connect(&c, f->loop, f->path);
+	expect_closed_with(&c, DBTD__ERROR_CODE__ERROR_FAILED,
+	                   "serving 2 connections, its maximum (dbtd --max-connections)");
+	assert_int_equal(server_clients(f->srv), 2);
+	expect_run_reply(&a, 1, 1);
+	peer_close(&a);
+	loop_spin(f->loop, 5);
+	assert_int_equal(server_clients(f->srv), 1);
+	connect_hello(f, &c);
+	expect_run_reply(&c, 2, 2);
+	expect_run_reply(&b, 3, 3);
+	peer_close(&b);
+	peer_close(&c);
+}
+
+/*
+ * Over the memory budget, the connection holding the most is dropped and
+ * the others carry on: a client that does not read a large reply, when
+ * another sends a large request; the sender itself, when its request is the
+ * larger (it is told why).
+ */
+static void
+test_budget_drops_the_client_most_behind(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__ArtifactRef ar = DBTD__ARTIFACT_REF__INIT;
+	struct peer behind, good, sender;
+	size_t got, big = 7u << 20;
+	uint8_t *frame;
+
+	set_limits(f, 0, 0, 0, 0, 6u << 20);
+	connect_hello(f, &behind);
+	connect_hello(f, &good);
+	ar.run = 4u << 20;
+	req.body_case = DBTD__REQUEST__BODY_ARTIFACT;
+	req.artifact = &ar;
+	peer_send(&behind, &req);
+	loop_spin(f->loop, 5);
+	assert_true(server_memory(f->srv) > (4u << 20));
+	expect_run_reply(&good, 1, 1);
+
+	/* a 3 MiB request: 7 MiB in all; the reader 4 MiB behind goes */
+	peer_connect(&sender, f->loop, f->path);
+	send_hello(&sender, 3u << 20);
+	expect_hello(&sender);
+	got = read_until_closed(&behind);
+	assert_true(got < (4u << 20));
+	peer_close(&behind);
+	assert_int_equal(server_clients(f->srv), 2);
+	expect_run_reply(&good, 2, 2);
+	expect_run_reply(&sender, 3, 3);
+	peer_close(&sender);
+
+	/* a request larger than the budget: its sender goes, told why */
+	peer_connect(&sender, f->loop, f->path);
+	frame = calloc(1, big);
+	assert_non_null(frame);
+	frame[0] = (uint8_t)((big - 4) >> 24);
+	frame[1] = (uint8_t)((big - 4) >> 16);
+	frame[2] = (uint8_t)((big - 4) >> 8);
+	frame[3] = (uint8_t)(big - 4);
+	assert_false(write_until_closed(&sender, frame, big));
+	free(frame);
+	expect_closed_with(&sender, DBTD__ERROR_CODE__ERROR_FAILED,
+	                   "dropped, holding the most memory");
+	expect_run_reply(&good, 4, 4);
+	assert_int_equal(server_clients(f->srv), 1);
+	peer_close(&good);
+	loop_until(f->loop, no_clients, f->srv);
+	assert_int_equal(server_memory(f->srv), 0);
+}
+
+/*
+ * Buffers shrink back once a large request or reply is done: a connection
+ * left idle after a 4 MiB request and a 4 MiB reply holds next to nothing.
+ */
+static void
+test_buffers_shrink_after_large_frames(void **state)
+{
+	struct fixture *f = *state;
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__ArtifactRef ar = DBTD__ARTIFACT_REF__INIT;
+	Dbtd__Response *resp;
+	struct peer p;
+
+	peer_connect(&p, f->loop, f->path);
+	send_hello(&p, 4u << 20);
+	expect_hello(&p);
+	loop_spin(f->loop, 2);
+	assert_true(server_memory(f->srv) <= (64u << 10));
+
+	ar.run = 4u << 20;
+	req.body_case = DBTD__REQUEST__BODY_ARTIFACT;
+	req.artifact = &ar;
+	peer_send(&p, &req);
+	resp = peer_recv(&p);
+	assert_non_null(resp);
+	assert_true(blob_is(&resp->blob, 4u << 20, 'a'));
+	dbtd__response__free_unpacked(resp, NULL);
+	loop_spin(f->loop, 2);
+	assert_true(server_memory(f->srv) <= (64u << 10));
+	assert_int_equal(server_clients(f->srv), 1);
+	peer_close(&p);
+	loop_until(f->loop, no_clients, f->srv);
+	assert_int_equal(server_memory(f->srv), 0);
+}
+
 int
 main(void)
 {
@@ -810,6 +1234,15 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_answers_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_ends_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hello_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trickled_frame_dropped_at_deadline, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_drops_the_client_most_behind, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_buffers_shrink_after_large_frames, setup,
+		                                teardown),
 	};
 
 	/* a write to a client that went must fail with EPIPE, as in dbtd */
