@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -335,6 +336,15 @@ main(int argc, char **argv)
 	log_init(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
 	fdlimit_raise(); /* every client and run holds descriptors: take what the kernel allows */
+	/*
+	 * Buffers of a MiB and more (a client's 16 MiB request, a reply being
+	 * queued) are mapped on their own and given back when freed: glibc's
+	 * default threshold rises to the largest block freed, after which such
+	 * buffers come from the heap and its free space stays resident.
+	 */
+#ifdef M_MMAP_THRESHOLD
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
 	/* first: take LISTEN_* and NOTIFY_SOCKET out of the environment before anything forks */
 	if (systemd_init(&listen_fd) < 0)
 		goto out;
