@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""dbtd benchmarks; each prints a table.  usage: bench.py [run|history|throughput ...]
+"""dbtd benchmarks; each prints a table.  usage: bench.py [run|history|throughput|clients ...]
 
 run:        wall time of a run of the example project through dbtd (clone,
             profile, dbt deps, dbt build) against the same four steps done by
@@ -11,6 +11,12 @@ history:    1,000,000 runs over 100 jobs made through the store API; median
 throughput: 2,000 runs whose steps are plugins that do nothing, 2 run slots:
             runs per second (target >= 200) and orchestration time per run
             (target <= 5 ms).
+clients:    the hostile mix of issue 13 against a dbtd with default limits (but
+            --max-connections 2048): 1,000 idle connections, 20 that each sent
+            a 16 MiB request and stay, 5 that send 15 MiB of a 16 MiB frame and
+            stop, 10 that trickle a byte a second; dbtd's peak RSS (target <=
+            256 MB, the default --max-client-memory) and the p99 of another
+            client's round trips meanwhile (target <= 50 ms).
 logs:       a step printing 1 GiB of short lines (a fake dbt): capture rate
             (target >= 100 MB/s) with dbtd's RSS < 64 MB; --search over a
             200 MB step log (<= 0.5 s); --follow latency (median <= 50 ms).
@@ -22,6 +28,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -433,10 +440,139 @@ def bench_schedule(n=10000, every=20, extra=200, window=60):
     return xmed <= 5 and share <= 1 and len(runs) >= every
 
 
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _frame(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+def _hello(name_len=5):
+    """A Request{hello: Hello{protocol_version: 1, client: "x" * name_len}} frame."""
+    hello = b"\x08\x01" + b"\x12" + _varint(name_len) + b"x" * name_len
+    return _frame(b"\x0a" + _varint(len(hello)) + hello)
+
+
+def _read_frame(s):
+    def exact(n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("dbtd closed the connection")
+            buf += chunk
+        return bytes(buf)
+    (n,) = struct.unpack(">I", exact(4))
+    return exact(n)
+
+
+def bench_clients(idle=1000, big=20, partial=5, tricklers=10, seconds=8.0):
+    import threading
+    tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
+    d, sock = start_dbtd(tmp, extra=["--max-connections", "2048"])
+
+    def connect(hello=True):
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(sock)
+        if hello:
+            c.sendall(_hello())
+            _read_frame(c)
+        return c
+
+    peak = [0]
+    lat = []
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], mem_kb(d.pid)["VmRSS"])
+            time.sleep(0.02)
+
+    def probe():
+        c = connect()
+        while not stop.is_set():
+            t0 = time.monotonic()
+            c.sendall(_frame(b"\x28\x01"))  # list projects
+            _read_frame(c)
+            lat.append((time.monotonic() - t0) * 1000)
+            time.sleep(0.005)
+        c.close()
+
+    def trickle(socks):
+        header = struct.pack(">I", 100)
+        for i in range(int(seconds) + 2):
+            for t in socks:
+                try:
+                    t.send(header[i:i + 1] if i < 4 else b"x")
+                except OSError:
+                    pass
+            if stop.wait(1.0):
+                return
+
+    threads = [threading.Thread(target=sample), threading.Thread(target=probe)]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    conns = [connect() for _ in range(idle)]
+    trick = [connect(hello=False) for _ in range(tricklers)]
+    threads.append(threading.Thread(target=trickle, args=(trick,)))
+    threads[-1].start()
+    req = _hello(16 * 1024 * 1024 - 16)
+    for _ in range(big):
+        c = connect(hello=False)
+        c.sendall(req)
+        _read_frame(c)
+        conns.append(c)
+    part = struct.pack(">I", 16 * 1024 * 1024) + b"\0" * (15 * 1024 * 1024)
+    for _ in range(partial):
+        c = connect()
+        try:
+            c.sendall(part)
+        except OSError:
+            pass
+        conns.append(c)
+    time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+    stop.set()
+    for t in threads:
+        t.join()
+    end = mem_kb(d.pid)["VmRSS"]
+    for c in conns + trick:
+        c.close()
+    d.send_signal(signal.SIGTERM)
+    d.wait()
+    with open(os.path.join(tmp, "dbtd.log")) as f:
+        log = f.read()
+    shutil.rmtree(tmp, ignore_errors=True)
+    lat.sort()
+    p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
+    rows = [("connections: idle/16 MiB sent/15 MiB partial/trickling",
+             f"{idle}/{big}/{partial}/{tricklers}", ""),
+            ("dbtd peak RSS (MB)", f"{peak[0] / 1024:.0f}", "<= 256"),
+            (f"dbtd RSS after {seconds:.0f} s (MB)", f"{end / 1024:.0f}", ""),
+            (f"another client's round trips: {len(lat)}, p50 ms", f"{p50:.2f}", ""),
+            ("  p99 ms", f"{p99:.2f}", "<= 50"),
+            ("clients dropped: stalled frames (incl. partial)", f"{log.count('stalled')}", ""),
+            ("clients dropped: over the memory budget",
+             f"{log.count('holding the most memory')}", "")]
+    table("clients: a hostile mix against the default limits", rows)
+    return peak[0] <= 256 * 1024 and p99 <= 50
+
+
 def main():
-    which = sys.argv[1:] or ["run", "history", "throughput", "logs", "lineage", "schedule"]
+    which = sys.argv[1:] or ["run", "history", "throughput", "logs", "lineage", "schedule",
+                             "clients"]
     benches = {"run": bench_run, "history": bench_history, "throughput": bench_throughput,
-               "logs": bench_logs, "lineage": bench_lineage, "schedule": bench_schedule}
+               "logs": bench_logs, "lineage": bench_lineage, "schedule": bench_schedule,
+               "clients": bench_clients}
     ok = True
     for name in which:
         if name not in benches:
