@@ -22,6 +22,13 @@ def rss_mb(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
+def sanitized(pid):
+    """Whether dbtd runs under ASan, whose quarantine keeps freed memory
+    resident: its RSS says nothing about dbtd's own."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def served(d):
     """A normal dbtctl call works."""
     p = d.ctl("project", "list")
@@ -84,7 +91,8 @@ def test_idle_clients_after_16_mib_requests_hold_no_buffers(pb, dbtd):
         conns.append(c)
     served(dbtd)
     grown = rss_mb(dbtd.proc.pid) - start
-    assert grown < 32, "dbtd's RSS grew by %.0f MB for 20 idle clients" % grown
+    if not sanitized(dbtd.proc.pid):
+        assert grown < 32, "dbtd's RSS grew by %.0f MB for 20 idle clients" % grown
     # they are still connected, and served
     for c in conns[:3]:
         r = c.call(pb.Request(list=pb.OBJECT_PROJECT))
@@ -167,7 +175,8 @@ def test_budget_drops_the_client_most_behind(pb, limited):
     assert "dropped, holding the most memory" in small.log()
     served(small)
     grown = rss_mb(small.proc.pid) - start
-    assert grown < 48 + 16, "RSS grew by %.0f MB over a 48 MiB budget" % grown
+    if not sanitized(small.proc.pid):
+        assert grown < 48 + 16, "RSS grew by %.0f MB over a 48 MiB budget" % grown
     for c in conns:
         c.close()
 
