@@ -201,8 +201,8 @@ note_created(struct runs *r, uint64_t id)
 int
 runs_was_created(const struct runs *r, uint64_t id)
 {
-	for (size_t i = 0; i < r->n_forgotten; i++)
-		if (r->forgotten[i] == id)
+	for (size_t i = 0; i < r->n_created; i++)
+		if (r->created[i] == id)
 			return 1;
 	return 0;
 }
@@ -210,8 +210,6 @@ runs_was_created(const struct runs *r, uint64_t id)
 void
 runs_forget_created(struct runs *r, int rc)
 {
-	r->forgotten = r->created;
-	r->n_forgotten = r->n_created;
 	for (size_t i = 0; i < r->n_created; i++) {
 		uint64_t id = r->created[i];
 		struct active *a = find_active(r, id);

@@ -99,8 +99,6 @@ struct runs {
 	double retry_s;
 	uint64_t *created;      /* runs created since the last commit */
 	size_t n_created, cap_created;
-	uint64_t *forgotten;    /* of those, the ones a failed commit lost (during runs_committed) */
-	size_t n_forgotten;
 };
 
 /* runs.c */

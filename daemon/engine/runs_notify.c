@@ -146,7 +146,6 @@ runs_committed(struct runs *r, int rc)
 
 	if (rc < 0)
 		runs_forget_created(r, rc);
-	r->n_created = 0;
 	r->notes = NULL;
 	r->notes_tail = &r->notes;
 	for (; n; n = next) {
@@ -165,7 +164,7 @@ runs_committed(struct runs *r, int rc)
 	}
 	if (rc == 0 && r->unsaved == NULL)
 		r->retry_s = RETRY_FIRST_S;
-	r->n_forgotten = 0;
+	r->n_created = 0;
 	if (rc < 0)
 		runs_pump(r); /* slots the forgotten runs held */
 }
