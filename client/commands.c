@@ -2336,6 +2336,7 @@ cmd_version(struct dbtctl_opts *o, int argc, char **argv)
 	Dbtd__ServerInfo si = DBTD__SERVER_INFO__INIT;
 	Dbtd__Response *r = NULL;
 	const Dbtd__StoreFormat *f = NULL;
+	const Dbtd__StoreSpace *sp = NULL;
 	struct conn c;
 	int rc;
 
@@ -2369,6 +2370,8 @@ cmd_version(struct dbtctl_opts *o, int argc, char **argv)
 	}
 	if (r->body_case == DBTD__RESPONSE__BODY_SERVER_INFO && r->server_info->store)
 		f = r->server_info->store;
+	if (r->body_case == DBTD__RESPONSE__BODY_SERVER_INFO)
+		sp = r->server_info->space;
 	if (o->json) {
 		json_t *j = json_object();
 		json_object_set_new(j, "client", json_string("dbtctl " PACKAGE_VERSION));
@@ -2379,10 +2382,26 @@ cmd_version(struct dbtctl_opts *o, int argc, char **argv)
 		json_object_set_new(j, "store_format", f ? json_integer(f->format) : json_null());
 		json_object_set_new(j, "store_written_by",
 		                    f ? json_string(f->written_by) : json_null());
+		if (sp) {
+			json_t *js = json_object();
+			json_object_set_new(js, "map_size", json_integer((json_int_t)sp->map_size));
+			json_object_set_new(js, "map_used", json_integer((json_int_t)sp->map_used));
+			json_object_set_new(js, "max_map_size",
+			                    json_integer((json_int_t)sp->max_map_size));
+			json_object_set_new(js, "file_size", json_integer((json_int_t)sp->file_size));
+			json_object_set_new(js, "disk_free", json_integer((json_int_t)sp->disk_free));
+			json_object_set_new(j, "store_space", js);
+		}
 		rc = print_json(j);
 	} else if (f) {
 		printf("%s at %s (protocol %d, store format %" PRIu32 ")\n", server_name, c.path,
 		       DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT, f->format);
+		if (sp)
+			printf("store: %.1f MiB used of a %.1f MiB map (grows to %.1f MiB at most); "
+			       "data file %.1f MiB, %.1f MiB free on its disk\n",
+			       sp->map_used / 1048576.0, sp->map_size / 1048576.0,
+			       sp->max_map_size / 1048576.0, sp->file_size / 1048576.0,
+			       sp->disk_free / 1048576.0);
 	} else {
 		printf("%s at %s (protocol %d; too old to report its store format)\n", server_name,
 		       c.path, DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT);

@@ -1,12 +1,14 @@
 /* main.c - dbtd: options, start-up, the event loop, shutdown. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,7 @@ struct options {
 	mode_t socket_mode;
 	int socket_mode_set;
 	struct server_limits limits; /* what clients may cost */
+	size_t map_size, max_map_size; /* the store's map: start, limit */
 	int verbose;
 	int check;  /* dbtd check */
 	int json;   /* dbtd check --json */
@@ -66,6 +69,7 @@ usage(FILE *f)
 	        "            [--max-concurrent-runs N] [--socket-mode MODE] [--verbose]\n"
 	        "            [--max-connections N] [--max-client-memory MIB]\n"
 	        "            [--hello-timeout S] [--frame-timeout S] [--idle-timeout S]\n"
+	        "            [--map-size SIZE] [--max-map-size SIZE]\n"
 	        "       dbtd check [--state-dir DIR] [--json]\n"
 	        "       dbtd --version\n"
 	        "Runs dbt jobs and keeps their run history; see dbtd(8).\n");
@@ -123,6 +127,40 @@ parse_seconds(const char *name, const char *arg, double lo, double hi, int zero_
 	return 0;
 }
 
+/*
+ * A size for option `name`: a number with an optional K, M, G or T (powers
+ * of 1024; "MiB" and "GB" read the same), at least lo, into *out; 0, or 2
+ * (the usage exit status) after saying what is wanted.
+ */
+static int
+parse_size(const char *name, const char *arg, size_t lo, size_t *out)
+{
+	static const char units[] = "KMGT";
+	char *end;
+	const char *u;
+	unsigned long long v;
+	int shift = 0;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (!errno && end != arg && *end && (u = strchr(units, toupper((unsigned char)*end)))) {
+		shift = 10 * (int)(u - units + 1);
+		end++;
+		if (*end == 'i' || *end == 'I')
+			end++;
+		if (*end == 'B' || *end == 'b')
+			end++;
+	}
+	if (errno || end == arg || *end || arg[0] == '-' || v > (SIZE_MAX >> shift) ||
+	    (size_t)v << shift < lo) {
+		fprintf(stderr, "dbtd: --%s wants a size such as 512M, 4G or 1T, at least %zu MiB, "
+		        "not \"%s\"\n", name, lo >> 20, arg);
+		return 2;
+	}
+	*out = (size_t)v << shift;
+	return 0;
+}
+
 /* Parse options into o; returns 0, or an exit status. */
 static int
 parse_options(int argc, char **argv, struct options *o)
@@ -142,6 +180,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "hello-timeout", required_argument, NULL, 'H' },
 		{ "frame-timeout", required_argument, NULL, 'F' },
 		{ "idle-timeout", required_argument, NULL, 'I' },
+		{ "map-size", required_argument, NULL, 'S' },
+		{ "max-map-size", required_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -150,6 +190,8 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_runs = n > 0 ? (unsigned)n : 1;
 	o->socket_mode = 0600;
 	server_limits_default(&o->limits);
+	o->map_size = STORE_MAP_START_DEFAULT;
+	o->max_map_size = STORE_MAP_MAX_DEFAULT;
 	while ((c = getopt_long(argc, argv, "hvV", longopts, NULL)) != -1) {
 		char *end;
 		unsigned long v;
@@ -211,6 +253,14 @@ parse_options(int argc, char **argv, struct options *o)
 			if (parse_seconds("idle-timeout", optarg, 0.1, 604800, 1, &o->limits.idle_s))
 				return 2;
 			break;
+		case 'S':
+			if (parse_size("map-size", optarg, STORE_MAP_MIN, &o->map_size))
+				return 2;
+			break;
+		case 'X':
+			if (parse_size("max-map-size", optarg, STORE_MAP_MIN, &o->max_map_size))
+				return 2;
+			break;
 		case 'v': o->verbose = 1; break;
 		case 'J': o->json = 1; break;
 		case 'h': usage(stdout); return -1;
@@ -219,6 +269,13 @@ parse_options(int argc, char **argv, struct options *o)
 			return -1;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (o->max_map_size < o->map_size) {
+		if (o->max_map_size != STORE_MAP_MAX_DEFAULT) {
+			fprintf(stderr, "dbtd: --max-map-size is smaller than --map-size\n");
+			return 2;
+		}
+		o->max_map_size = o->map_size;
 	}
 	if (optind < argc && strcmp(argv[optind], "check") == 0 && !o->check) {
 		o->check = 1;
@@ -375,6 +432,11 @@ main(int argc, char **argv)
 		else
 			log_err("cannot open the state in %s: %s", d.state_dir, store_strerror(rc));
 		free(why);
+		goto out;
+	}
+	rc = store_set_map_limits(d.store, o.map_size, o.max_map_size);
+	if (rc < 0) {
+		log_err("cannot size the store's map: %s", store_strerror(rc));
 		goto out;
 	}
 	rc = mkdir_p(d.work_dir, 0700);

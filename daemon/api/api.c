@@ -203,6 +203,8 @@ do_server_info(struct api *a, struct client *c)
 {
 	Dbtd__Response resp = DBTD__RESPONSE__INIT;
 	Dbtd__ServerInfoReply si = DBTD__SERVER_INFO_REPLY__INIT;
+	Dbtd__StoreSpace sp = DBTD__STORE_SPACE__INIT;
+	struct store_space space;
 	Dbtd__StoreFormat *f = NULL;
 	int rc = store_format_info(a->store, &f);
 
@@ -215,6 +217,14 @@ do_server_info(struct api *a, struct client *c)
 	si.protocol_version = DBTD__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
 	si.store = f;
 	si.max_store_format = STORE_FORMAT_CURRENT;
+	if (store_space(a->store, &space) == 0) {
+		sp.map_size = space.map_size;
+		sp.map_used = space.map_used;
+		sp.max_map_size = space.max_map_size;
+		sp.file_size = space.file_size;
+		sp.disk_free = space.disk_free;
+		si.space = &sp;
+	}
 	resp.body_case = DBTD__RESPONSE__BODY_SERVER_INFO;
 	resp.server_info = &si;
 	client_send(c, &resp);

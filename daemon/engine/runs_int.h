@@ -23,6 +23,14 @@
 enum stop_reason { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT };
 
 
+/* Log lines of one step that did not reach the store (runs_loss.c). */
+struct step_loss {
+	uint64_t lost;          /* lines refused or lost with a failed commit */
+	uint64_t pending;       /* lines written since the last commit */
+	uint64_t noted;         /* `lost` when the step's log last said so */
+	int rc;                 /* why the last of them were lost */
+};
+
 /* A run in progress: its runner process and the record being updated. */
 struct active {
 	struct runs *r;
@@ -45,6 +53,8 @@ struct active {
 	uint32_t stop_step;     /* the step running when the stop began */
 	char *stopped_by;       /* who canceled */
 	ev_timer stop_timer;
+	struct step_loss *loss; /* per step 0..n_steps, or NULL: nothing written yet */
+	size_t n_loss;
 };
 
 /* An observer of one run (see runs_watch_add). */
@@ -115,6 +125,12 @@ void runs_notify_log(struct runs *r, uint64_t run, uint32_t step, uint32_t seq,
                      const uint8_t *data, size_t len);
 void runs_save(struct runs *r, const Dbtd__Run *run);
 int runs_save_now(struct runs *r, const Dbtd__Run *run, struct err *e);
+
+/* runs_loss.c */
+void runs_loss_chunk(struct active *a, uint32_t step, const uint8_t *data, size_t len, int rc);
+void runs_loss_committed(struct runs *r, int rc);
+void runs_loss_note(struct active *a, uint32_t step);
+void runs_loss_finish(struct active *a);
 
 /* runs_runner.c */
 void runs_first_error(Dbtd__Run *run, const char *msg);

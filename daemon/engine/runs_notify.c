@@ -7,12 +7,14 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "names.h"
 #include "pb.h"
 #include "runs_int.h"
 #include "store.h"
+#include "util.h"
 
 #define RETRY_FIRST_S 1.0   /* unsaved states are written again after this ... */
 #define RETRY_MAX_S 30.0    /* ... doubling up to this */
@@ -146,6 +148,7 @@ runs_committed(struct runs *r, int rc)
 
 	if (rc < 0)
 		runs_forget_created(r, rc);
+	runs_loss_committed(r, rc);
 	r->notes = NULL;
 	r->notes_tail = &r->notes;
 	for (; n; n = next) {
@@ -169,6 +172,32 @@ runs_committed(struct runs *r, int rc)
 		runs_pump(r); /* slots the forgotten runs held */
 }
 
+#define END_UNSTORED "but dbtd could not store its end when it happened"
+
+/*
+ * A final state that a failed commit lost is saved as Failed, the reason
+ * and the real outcome in its error: what the run wrote last (log lines,
+ * artifacts, lineage) went with that commit, so its record is not whole.
+ */
+static void
+end_unstored(Dbtd__Run *run, int rc)
+{
+	int had = pb_str_set(run->error);
+	char *msg;
+
+	if (!runs_is_final(run->status) || (had && strstr(run->error, END_UNSTORED)))
+		return;
+	msg = xasprintf("the run %s%s%s%s, " END_UNSTORED " (%s); what it wrote last "
+	                "(log lines, artifacts, lineage) may be missing",
+	                run_status_json(run->status), had ? " (" : "", had ? run->error : "",
+	                had ? ")" : "", store_strerror(rc));
+	if (msg == NULL)
+		return;
+	run->status = DBTD__RUN_STATUS__RUN_FAILED;
+	pb_set_str(&run->error, msg);
+	free(msg);
+}
+
 /* Write the unsaved states again (committed with the next commit). */
 static void
 retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -181,6 +210,7 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	r->retry_s = r->retry_s * 2 < RETRY_MAX_S ? r->retry_s * 2 : RETRY_MAX_S;
 	while (u) {
 		struct unsaved *next = u->next;
+		end_unstored(u->run, u->rc);
 		log_info("run %llu: saving its state (%s) again", (unsigned long long)u->run->id,
 		         run_status_json(u->run->status));
 		runs_save(r, u->run);

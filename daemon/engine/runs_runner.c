@@ -80,6 +80,7 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 		pb_set_str(&s->error, ev->step_finished->error);
 		if (s->status == DBTD__STEP_STATUS__STEP_FAILED)
 			runs_first_error(run, s->error);
+		runs_loss_note(a, s->index); /* the log's last line: what it lost */
 		runs_save(a->r, run);
 		break;
 	case DBTD__RUNNER_EVENT__BODY_OUTPUT:
@@ -92,10 +93,8 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 		uint32_t seq = a->log_seq++;
 		int rc = store_log_append(a->r->store, run->id, ev->log->step, seq,
 		                          ev->log->data.data, ev->log->data.len);
-		if (rc < 0)
-			log_err("run %llu: cannot store log lines: %s",
-			        (unsigned long long)run->id, store_strerror(rc));
-		else
+		runs_loss_chunk(a, ev->log->step, ev->log->data.data, ev->log->data.len, rc);
+		if (rc == 0)
 			runs_notify_log(a->r, run->id, ev->log->step, seq,
 			           ev->log->data.data, ev->log->data.len);
 		break;
@@ -276,6 +275,7 @@ runs_finish(struct active *a)
 	}
 	runs_skip_pending(run);
 out:
+	runs_loss_finish(a);
 	run->finished_at_ms = now;
 	run->runner_pid = 0;
 	run->runner_start_time = 0;
@@ -312,6 +312,7 @@ runs_active_free(struct active *a)
 	dbtd__run__free_unpacked(a->run, NULL);
 	free(a->lock);
 	free(a->stopped_by);
+	free(a->loss);
 	free(a);
 	r->running--;
 }

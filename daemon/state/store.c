@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "log.h"
 #include "names.h"
@@ -27,6 +28,12 @@
 #define LOG_COMMIT_BYTES (4u << 20) /* log lines alone are committed at this size ... */
 #define LOG_COMMIT_MS 50            /* ... or this age */
 
+#define MIB ((size_t)1 << 20)
+#define GROW_HEADROOM_MIN (32 * MIB) /* the map grows when less than this ... */
+#define GROW_HEADROOM_DIV 4          /* ... or a quarter of it is left */
+#define LOG_MAP_RESERVE_DIV 16       /* logs leave this part of a full map to states */
+#define LOG_MAP_RESERVE_MAX (64 * MIB)
+
 
 static const char *const obj_db_names[3] = { "projects", "environments", "jobs" };
 static const char *const name_db_names[3] = {
@@ -37,12 +44,19 @@ static const ProtobufCMessageDescriptor *const obj_desc[3] = {
 	&dbtd__job__descriptor,
 };
 
+static void map_maybe_grow(struct store *st);
+
 /* Begin a transaction, retrying once after clearing stale readers. */
 static int
 txn_begin(struct store *st, unsigned flags, MDB_txn **txn)
 {
 	int rc = mdb_txn_begin(st->env, NULL, flags, txn);
 
+	if (rc == MDB_MAP_RESIZED && st->in_ops == 0 && st->batch == NULL) {
+		/* another process grew the map: adopt its size */
+		mdb_env_set_mapsize(st->env, 0);
+		rc = mdb_txn_begin(st->env, NULL, flags, txn);
+	}
 	if (rc == MDB_READERS_FULL) {
 		int dead = 0;
 		mdb_reader_check(st->env, &dead);
@@ -68,6 +82,8 @@ store_op_begin(struct store *st, int write, MDB_txn **txn)
 {
 	int rc;
 
+	if (st->grow_wanted && st->batch == NULL && st->in_ops == 0)
+		map_maybe_grow(st);
 	if (st->group && write && st->batch == NULL) {
 		rc = txn_begin(st, 0, &st->batch);
 		if (rc < 0)
@@ -78,9 +94,13 @@ store_op_begin(struct store *st, int write, MDB_txn **txn)
 			*txn = st->batch;
 			return 0;
 		}
-		return map_rc(mdb_txn_begin(st->env, st->batch, 0, txn));
+		rc = map_rc(mdb_txn_begin(st->env, st->batch, 0, txn));
+	} else {
+		rc = txn_begin(st, write ? 0 : MDB_RDONLY, txn);
 	}
-	return txn_begin(st, write ? 0 : MDB_RDONLY, txn);
+	if (rc == 0)
+		st->in_ops++;
+	return rc;
 }
 
 /*
@@ -92,13 +112,195 @@ store_op_end(struct store *st, MDB_txn *txn, int write, int rc)
 {
 	if (txn == st->batch)
 		return rc;
+	st->in_ops--;
+	if (rc == STORE_EMAPFULL)
+		st->grow_wanted = 1;
 	if (!write || rc < 0) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
 	if (st->batch && write == 1)
 		st->state_dirty = 1;
-	return txn_commit(txn);
+	rc = txn_commit(txn);
+	if (rc == STORE_EMAPFULL)
+		st->grow_wanted = 1;
+	if (st->batch == NULL)
+		map_maybe_grow(st); /* a write of its own, committed: room for the next */
+	return rc;
+}
+
+/*
+ * Bytes free for dbtd on the state directory's device, read again when
+ * fresh or when the last reading is over a second old.
+ */
+static uint64_t
+disk_free(struct store *st, int fresh)
+{
+	int64_t now = now_ms();
+	struct statvfs sv;
+
+	if (fresh || now - st->disk_at_ms >= 1000) {
+		if (statvfs(st->dir, &sv) == 0)
+			st->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+		else
+			st->disk_free = UINT64_MAX; /* unknown: the writes will tell */
+		st->disk_at_ms = now;
+	}
+	return st->disk_free;
+}
+
+/* The size of the data file, or 0. */
+static uint64_t
+file_size(const struct store *st)
+{
+	char path[4096];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", st->dir);
+	return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+/* Bytes of the map in use up to the last commit. */
+static size_t
+map_used(struct store *st)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &ms) != 0)
+		return st->map_size;
+	return (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+}
+
+/* How large the map can usefully be: the file plus the free disk. */
+static uint64_t
+disk_room(struct store *st, int fresh)
+{
+	uint64_t f = file_size(st), d = disk_free(st, fresh) / MIB * MIB;
+
+	return d > UINT64_MAX - f ? UINT64_MAX : f + d;
+}
+
+static size_t
+grow_headroom(const struct store *st)
+{
+	size_t h = st->map_size / GROW_HEADROOM_DIV;
+
+	return h > GROW_HEADROOM_MIN ? h : GROW_HEADROOM_MIN;
+}
+
+/* A size in MiB or GiB, for the log. */
+static const char *
+size_text(char *buf, size_t n, uint64_t bytes)
+{
+	if (bytes >= ((uint64_t)1 << 30) && bytes % ((uint64_t)1 << 30) == 0)
+		snprintf(buf, n, "%llu GiB", (unsigned long long)(bytes >> 30));
+	else
+		snprintf(buf, n, "%.1f MiB", (double)bytes / MIB);
+	return buf;
+}
+
+/* Set the map to size bytes (no transaction may be open).  0 or -errno. */
+static int
+map_resize(struct store *st, size_t size)
+{
+	MDB_envinfo info;
+	int rc = map_rc(mdb_env_set_mapsize(st->env, size));
+
+	if (rc == 0 && mdb_env_info(st->env, &info) == 0)
+		st->map_size = info.me_mapsize;
+	return rc;
+}
+
+/*
+ * Grow the map when a write found it full or little of it is left: to
+ * twice its size (at least the headroom past what is used), within
+ * --max-map-size and the free disk.  Only while no transaction is open.
+ */
+static void
+map_maybe_grow(struct store *st)
+{
+	size_t used, want, old = st->map_size;
+	uint64_t room;
+	char a[32], b[32], c[32], d[32];
+	int rc;
+
+	if (st->batch || st->in_ops)
+		return;
+	used = map_used(st);
+	if (!st->grow_wanted && used + grow_headroom(st) <= st->map_size)
+		return;
+	st->grow_wanted = 0;
+	if (st->map_size >= st->max_map)
+		return;
+	want = st->map_size * 2;
+	if (want < used + 2 * grow_headroom(st))
+		want = used + 2 * grow_headroom(st);
+	want = (want + MIB - 1) / MIB * MIB;
+	if (want > st->max_map)
+		want = st->max_map;
+	room = disk_room(st, 1);
+	if (want > room)
+		want = (size_t)room;
+	if (want <= st->map_size)
+		return; /* the disk is the limit: its writes will say so */
+	rc = map_resize(st, want);
+	if (rc < 0)
+		log_err("store: cannot grow the map to %s: %s", size_text(a, sizeof(a), want),
+		        store_strerror(rc));
+	else
+		log_info("store: map grown from %s to %s (%s used, at most %s)",
+		         size_text(a, sizeof(a), old), size_text(b, sizeof(b), st->map_size),
+		         size_text(c, sizeof(c), used), size_text(d, sizeof(d), st->max_map));
+}
+
+int
+store_set_map_limits(struct store *st, size_t start, size_t max)
+{
+	int rc;
+
+	if (start < STORE_MAP_MIN || max < start)
+		return -EINVAL;
+	store_commit(st);
+	if (st->in_ops)
+		return -EBUSY;
+	st->max_map = max;
+	rc = map_resize(st, start);
+	if (rc == 0)
+		map_maybe_grow(st);
+	return rc;
+}
+
+int
+store_space(struct store *st, struct store_space *sp)
+{
+	sp->map_size = st->map_size;
+	sp->map_used = map_used(st);
+	sp->max_map_size = st->max_map;
+	sp->file_size = file_size(st);
+	sp->disk_free = disk_free(st, 1);
+	return 0;
+}
+
+/*
+ * Whether len more bytes of log lines may be written: not when the map
+ * cannot grow and only its reserve for run states is left, nor when the
+ * disk is nearly full.  0, STORE_EMAPFULL or -ENOSPC.
+ */
+int
+store_log_room(struct store *st, size_t len)
+{
+	size_t reserve = st->map_size / LOG_MAP_RESERVE_DIV;
+
+	if (reserve > LOG_MAP_RESERVE_MAX)
+		reserve = LOG_MAP_RESERVE_MAX;
+	if (map_used(st) + st->log_bytes + len + reserve > st->map_size &&
+	    (st->map_size >= st->max_map ||
+	     st->map_size >= disk_room(st, 0)))
+		return STORE_EMAPFULL;
+	if (disk_free(st, 0) < STORE_LOG_DISK_RESERVE + len)
+		return -ENOSPC;
+	return 0;
 }
 
 void
@@ -144,10 +346,16 @@ store_commit(struct store *st)
 	} else {
 		rc = txn_commit(txn);
 	}
+	/* LMDB says EIO for a short write: on a full disk that is what it was */
+	if (rc == -EIO && disk_free(st, 1) < STORE_LOG_DISK_RESERVE)
+		rc = -ENOSPC;
+	if (rc == STORE_EMAPFULL)
+		st->grow_wanted = 1;
 	if (st->untrimmed >= TRIM_EVERY)
 		trim_map(st);
 	if (st->on_commit)
 		st->on_commit(st->on_commit_arg, rc);
+	map_maybe_grow(st);
 	return rc;
 }
 
@@ -300,6 +508,12 @@ store_open(struct store **out, const char *dir, char **why)
 		*why = NULL;
 	if (st == NULL)
 		return -ENOMEM;
+	st->dir = strdup(dir);
+	st->max_map = STORE_MAP_MAX_DEFAULT;
+	if (st->dir == NULL) {
+		free(st);
+		return -ENOMEM;
+	}
 	rc = mkdir_p(dir, 0700);
 	if (rc < 0)
 		goto fail;
@@ -316,7 +530,7 @@ store_open(struct store **out, const char *dir, char **why)
 	rc = map_rc(mdb_env_create(&st->env));
 	if (rc < 0)
 		goto fail;
-	mdb_env_set_mapsize(st->env, STORE_MAP_SIZE);
+	mdb_env_set_mapsize(st->env, STORE_MAP_START_DEFAULT);
 	mdb_env_set_maxdbs(st->env, STORE_MAX_DBS);
 	mdb_env_set_maxreaders(st->env, 126);
 	/*
@@ -327,6 +541,11 @@ store_open(struct store **out, const char *dir, char **why)
 	rc = map_rc(mdb_env_open(st->env, dir, MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD, 0600));
 	if (rc < 0)
 		goto fail;
+	{
+		MDB_envinfo info;
+		if (mdb_env_info(st->env, &info) == 0)
+			st->map_size = info.me_mapsize; /* at least what the file holds */
+	}
 	rc = txn_begin(st, 0, &txn);
 	if (rc < 0)
 		goto fail;
@@ -359,6 +578,7 @@ fail:
 		mdb_txn_abort(txn);
 	if (st->env)
 		mdb_env_close(st->env);
+	free(st->dir);
 	free(st);
 	return rc;
 }
@@ -384,6 +604,7 @@ store_close(struct store *st)
 		return;
 	store_commit(st);
 	mdb_env_close(st->env);
+	free(st->dir);
 	free(st);
 }
 
@@ -404,8 +625,9 @@ store_strerror(int rc)
 	if (rc == -EBADMSG)
 		return "stored record does not decode";
 	if (rc == STORE_EMAPFULL)
-		return "the store's map is full: nothing more can be saved until runs are "
-		       "removed or the map is made larger";
+		return "the store's map is full at its --max-map-size: nothing more can be saved "
+		       "until runs are pruned (dbtctl run prune) or dbtd is started with a larger "
+		       "--max-map-size";
 	if (rc == -ENOSPC)
 		return "no space left on the device of the state directory";
 	return strerror(rc < 0 ? -rc : rc);

@@ -39,6 +39,39 @@ struct store_run_filter {
 int store_open(struct store **out, const char *dir, char **why);
 
 /*
+ * The map: LMDB's address space for the data file (the file itself grows
+ * only as it is used).  It starts at `start` and grows, doubling, whenever
+ * less than a quarter of it (at least 32 MiB) is left after a commit or a
+ * write found it full, up to `max` and to what the state directory's free
+ * disk allows.  Log lines are refused once the map cannot grow and only its
+ * last sixteenth is left (STORE_EMAPFULL), or when the disk has less than
+ * STORE_LOG_DISK_RESERVE free (-ENOSPC): what is left keeps run states.
+ */
+#define STORE_MAP_MIN ((size_t)1 << 20)
+#define STORE_MAP_START_DEFAULT ((size_t)1 << 30)
+#define STORE_MAP_MAX_DEFAULT ((size_t)1 << 40)
+#define STORE_LOG_DISK_RESERVE ((uint64_t)4 << 20)
+
+/*
+ * store_set_map_limits - set the map's size to start (never below what is
+ * used) and how far it may grow.  -EINVAL when start < STORE_MAP_MIN or
+ * max < start; else 0 or -errno.
+ */
+int store_set_map_limits(struct store *st, size_t start, size_t max);
+
+/* What the store takes and has left (store_space). */
+struct store_space {
+	uint64_t map_size;     /* the map now */
+	uint64_t map_used;     /* pages in use up to the last commit, in bytes */
+	uint64_t max_map_size; /* how far the map may grow */
+	uint64_t file_size;    /* data.mdb on disk */
+	uint64_t disk_free;    /* free on the state directory's device (for dbtd) */
+};
+
+/* store_space - fill *sp.  0 or -errno. */
+int store_space(struct store *st, struct store_space *sp);
+
+/*
  * store_set_group_commit - with on, writes are collected in one open
  * transaction until store_commit() (dbtd commits once per loop iteration,
  * before it sends anything: group commit).  Reads see the pending writes.
@@ -162,6 +195,14 @@ uint64_t store_job_active_run(struct store *st, uint64_t job_id);
  */
 int store_log_append(struct store *st, uint64_t run_id, uint32_t step,
                      uint32_t seq, const uint8_t *data, size_t len);
+
+/*
+ * store_log_note - as store_log_append, for dbtd's own few lines about a
+ * log (how many lines were lost and why): written into the room kept for
+ * run states, where store_log_append would refuse.
+ */
+int store_log_note(struct store *st, uint64_t run_id, uint32_t step,
+                   uint32_t seq, const uint8_t *data, size_t len);
 
 /* store_lineage_put - keep run_id's lineage graph (replacing one kept). */
 int store_lineage_put(struct store *st, uint64_t run_id, const Dbtd__Lineage *l);

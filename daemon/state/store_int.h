@@ -36,6 +36,13 @@ struct store {
 	void *on_commit_arg;
 	int fail_rc;          /* tests: the next fail_n commits fail with fail_rc */
 	unsigned fail_n;
+	char *dir;            /* the state directory */
+	size_t map_size;      /* the map's current size */
+	size_t max_map;       /* how far it may grow (--max-map-size) */
+	int in_ops;           /* transactions open outside the batch (no resize then) */
+	int grow_wanted;      /* a write found the map full: grow at the next chance */
+	int64_t disk_at_ms;   /* when disk_free was read */
+	uint64_t disk_free;   /* bytes free for dbtd on the state directory's device */
 };
 
 #define INDEX_KEY_MAX 400 /* LMDB keys are at most 511 bytes */
@@ -94,6 +101,13 @@ int store_op_begin(struct store *st, int write, MDB_txn **txn);
  * log lines.  Returns rc, or the commit's error.
  */
 int store_op_end(struct store *st, MDB_txn *txn, int write, int rc);
+
+/*
+ * store_log_room - whether len more bytes of log lines may be written (the
+ * map and the disk keep room for run states): 0, STORE_EMAPFULL or -ENOSPC
+ * (store.c).
+ */
+int store_log_room(struct store *st, size_t len);
 
 /* store_pack_val - msg packed into a new buffer: its MDB_val.  0 or -ENOMEM. */
 int store_pack_val(const ProtobufCMessage *msg, MDB_val *v);

@@ -14,15 +14,18 @@
 #include "names.h"
 #include "store_int.h"
 
-int
-store_log_append(struct store *st, uint64_t run_id, uint32_t step,
-                 uint32_t seq, const uint8_t *data, size_t len)
+/* Store a chunk of log records; check the room for it first unless `note`. */
+static int
+log_put(struct store *st, uint64_t run_id, uint32_t step, uint32_t seq,
+        const uint8_t *data, size_t len, int note)
 {
 	MDB_txn *txn;
 	uint8_t key[16];
 	MDB_val k = { 16, key }, v = { len, (void *)data };
-	int rc = store_op_begin(st, 1, &txn);
+	int rc = note ? 0 : store_log_room(st, len);
 
+	if (rc == 0)
+		rc = store_op_begin(st, 1, &txn);
 	if (rc < 0)
 		return rc;
 	put_be64(key, run_id);
@@ -35,6 +38,20 @@ store_log_append(struct store *st, uint64_t run_id, uint32_t step,
 		st->log_bytes += len;
 	}
 	return store_op_end(st, txn, 2, rc);
+}
+
+int
+store_log_append(struct store *st, uint64_t run_id, uint32_t step,
+                 uint32_t seq, const uint8_t *data, size_t len)
+{
+	return log_put(st, run_id, step, seq, data, len, 0);
+}
+
+int
+store_log_note(struct store *st, uint64_t run_id, uint32_t step,
+               uint32_t seq, const uint8_t *data, size_t len)
+{
+	return log_put(st, run_id, step, seq, data, len, 1);
 }
 
 int

@@ -323,7 +323,9 @@ test_run_completes_watchers_hear_stored_states(void **state)
 /*
  * With the map full, a run that ends is not reported Completed: its watcher
  * hears why the state could not be saved, the store keeps the last state
- * it holds; once commits work again the engine saves it and says so.
+ * it holds; once commits work again the engine saves it as Failed with the
+ * reason (issue: a run that cannot be stored as finished is marked Failed
+ * at the next chance).
  */
 static void
 test_final_state_not_stored_is_not_reported(void **state)
@@ -348,12 +350,21 @@ test_final_state_not_stored_is_not_reported(void **state)
 		assert_int_not_equal(h.states[i], DBTD__RUN_STATUS__RUN_COMPLETED);
 	assert_int_equal(stored_status(f, id), DBTD__RUN_STATUS__RUN_RUNNING);
 	assert_int_equal(runs_active_count(f->runs), 0);
-	/* space again: the kept state is saved, then reported */
+	/* space again: the run is saved Failed (what it wrote last went with
+	 * the lost commit), its error naming the real outcome and the cause */
 	store_fail_commits(f->st, 0, 0);
 	assert_true(run_until(f, heard_final, &h));
-	assert_int_equal(h.states[h.n_states - 1], DBTD__RUN_STATUS__RUN_COMPLETED);
+	assert_int_equal(h.states[h.n_states - 1], DBTD__RUN_STATUS__RUN_FAILED);
 	assert_false(h.stored_mismatch);
-	assert_int_equal(stored_status(f, id), DBTD__RUN_STATUS__RUN_COMPLETED);
+	assert_int_equal(stored_status(f, id), DBTD__RUN_STATUS__RUN_FAILED);
+	{
+		Dbtd__Run *run = NULL;
+		assert_int_equal(store_run_get(f->st, id, &run), 0);
+		assert_non_null(strstr(run->error, "the run completed"));
+		assert_non_null(strstr(run->error, "could not store its end"));
+		assert_non_null(strstr(run->error, "map is full"));
+		dbtd__run__free_unpacked(run, NULL);
+	}
 	runs_watch_remove(f->runs, w);
 }
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "store.h"
+#include "store_format.h"
 #include "util.h"
 
 struct fixture {
@@ -288,6 +289,67 @@ test_state_private(void **state)
 	assert_int_equal(st.st_mode & 0077, 0);
 }
 
+/* Append log chunks of 64 KiB to run 1 step 1 until one is refused; bytes stored. */
+static size_t
+log_until_refused(struct store *st, size_t limit, int *why)
+{
+	static uint8_t chunk[64 << 10];
+	size_t stored = 0;
+	uint32_t seq = 0;
+
+	*why = 0;
+	while (stored < limit) {
+		int rc = store_log_append(st, 1, 1, seq++, chunk, sizeof(chunk));
+		if (rc < 0) {
+			*why = rc;
+			break;
+		}
+		stored += sizeof(chunk);
+	}
+	return stored;
+}
+
+/*
+ * The map starts at --map-size and grows as the store fills it, up to
+ * --max-map-size; there, log lines are refused while run states (small
+ * writes into the room kept for them) are still stored.
+ */
+static void
+test_map_grows_then_keeps_room_for_states(void **state)
+{
+	struct fixture *f = *state;
+	struct store_space sp, first;
+	Dbtd__Project p = DBTD__PROJECT__INIT;
+	uint8_t note[100] = { 0 };
+	int why;
+	size_t stored;
+
+	assert_int_equal(store_set_map_limits(f->st, 1 << 20, 512 << 20), 0);
+	assert_int_equal(store_space(f->st, &first), 0);
+	assert_int_equal(first.max_map_size, 512 << 20);
+	/* 200 MiB of log: more than the map held at first */
+	stored = log_until_refused(f->st, 200u << 20, &why);
+	assert_int_equal(why, 0);
+	assert_int_equal(store_space(f->st, &sp), 0);
+	assert_true(sp.map_used > first.map_size);
+	assert_true(sp.map_size > first.map_size);
+	assert_true(sp.map_size >= sp.map_used);
+	/* to the limit: refused as a full map, before the map is truly full */
+	stored += log_until_refused(f->st, 1u << 30, &why);
+	assert_int_equal(why, STORE_EMAPFULL);
+	assert_int_equal(store_space(f->st, &sp), 0);
+	assert_int_equal(sp.map_size, 512 << 20);
+	assert_true(stored > 400u << 20);
+	/* a state still fits, and so does dbtd's note about the lost lines */
+	p.name = (char *)"late";
+	p.repo = (char *)"/srv/git/late";
+	assert_int_equal(store_obj_add(f->st, STORE_PROJECT, &p.base, "late", &p.id), 0);
+	assert_int_equal(store_log_note(f->st, 1, 1, 1u << 30, note, sizeof(note)), 0);
+	/* limits that make no sense are refused */
+	assert_int_equal(store_set_map_limits(f->st, 1024, 1 << 30), -EINVAL);
+	assert_int_equal(store_set_map_limits(f->st, 2 << 20, 1 << 20), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -297,6 +359,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_private, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_grows_then_keeps_room_for_states, setup,
+		                                teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
