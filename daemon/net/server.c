@@ -17,6 +17,7 @@
 #include "fdreserve.h"
 #include "frame.h"
 #include "log.h"
+#include "reqlimits.h"
 #include "server_int.h"
 #include "sockpath.h"
 #include "util.h"
@@ -432,16 +433,54 @@ client_close_after_flush(struct client *c)
 	/* server_flush closes it once the queued frames are written */
 }
 
-/* Handle one whole request frame: decode it and give it to the handler. */
+/*
+ * A request over a limit of reqlimits: refused with the limit's sentence,
+ * answered with its request id when it has one.  Before Hello nothing but
+ * Hello is served, so the connection closes then, as for any other request.
+ */
+static void
+client_refuse(struct client *c, const uint8_t *payload, size_t plen, const char *why)
+{
+	const ProtobufCFieldDescriptor *idf =
+		protobuf_c_message_descriptor_get_field_by_name(&dbtd__request__descriptor,
+		                                                "request_id");
+	uint64_t id = 0;
+
+	log_info("client %lu (%s): a %zu-byte request refused: %s", c->serial, c->user, plen, why);
+	wirecheck_varint(payload, plen, idf->id, &id);
+	c->req = id;
+	c->in_request = 1;
+	client_error(c, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
+	c->in_request = 0;
+	if (!c->hello)
+		client_close_after_flush(c);
+}
+
+/*
+ * Handle one whole request frame: check it on the wire, decode it and give
+ * it to the handler.  The check comes first because protobuf-c allocates
+ * every element of a frame before anything can look at it.
+ */
 static void
 client_frame(struct client *c, const uint8_t *payload, size_t plen)
 {
-	Dbtd__Request *req = dbtd__request__unpack(NULL, plen, payload);
+	Dbtd__Request *req;
+	char why[512];
+	int rc;
 
+	rc = wirecheck(&dbtd__request__descriptor, &reqlimits, payload, plen, why, sizeof(why));
+	if (rc == -E2BIG) {
+		client_refuse(c, payload, plen, why);
+		return;
+	}
+	req = rc < 0 ? NULL : dbtd__request__unpack(NULL, plen, payload);
 	if (req == NULL) {
-		log_info("client %lu: a frame of %zu bytes is not a dbtd.Request", c->serial, plen);
-		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL,
-		             "malformed request: a %zu-byte frame does not decode as dbtd.Request", plen);
+		if (rc == 0)
+			snprintf(why, sizeof(why), "protobuf-c refuses it");
+		log_info("client %lu: a frame of %zu bytes is not a dbtd.Request: %s", c->serial,
+		         plen, why);
+		client_error(c, DBTD__ERROR_CODE__ERROR_PROTOCOL, "malformed request: a %zu-byte "
+		             "frame does not decode as dbtd.Request: %s", plen, why);
 		client_close_after_flush(c);
 		return;
 	}

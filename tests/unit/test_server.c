@@ -862,6 +862,36 @@ send_hello(struct peer *p, size_t n)
 	free(name);
 }
 
+/*
+ * Send a large request within every limit of a request: a webhook whose
+ * payload (bytes, bounded by the frame alone) is n bytes long.  The
+ * handler answers it with an ERROR_BAD_REQUEST (expect_big_answered).
+ */
+static void
+send_big(struct peer *p, size_t n)
+{
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__Webhook wh = DBTD__WEBHOOK__INIT;
+	uint8_t *payload = malloc(n);
+
+	assert_non_null(payload);
+	memset(payload, 'x', n);
+	wh.forge = (char *)"github";
+	wh.payload.data = payload;
+	wh.payload.len = n;
+	req.body_case = DBTD__REQUEST__BODY_WEBHOOK;
+	req.webhook = &wh;
+	peer_send(p, &req);
+	free(payload);
+}
+
+/* The answer to send_big: it was decoded and handed to the handler. */
+static void
+expect_big_answered(struct peer *p)
+{
+	expect_error(p, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, "not a request of this test", 0);
+}
+
 /* The next response is the HelloReply. */
 static void
 expect_hello(struct peer *p)
@@ -1152,9 +1182,9 @@ test_budget_drops_the_client_most_behind(void **state)
 	expect_run_reply(&good, 1, 1);
 
 	/* a 3 MiB request: 7 MiB in all; the reader 4 MiB behind goes */
-	peer_connect(&sender, f->loop, f->path);
-	send_hello(&sender, 3u << 20);
-	expect_hello(&sender);
+	connect_hello(f, &sender);
+	send_big(&sender, 3u << 20);
+	expect_big_answered(&sender);
 	got = read_until_closed(&behind);
 	assert_true(got < (4u << 20));
 	peer_close(&behind);
@@ -1195,9 +1225,9 @@ test_buffers_shrink_after_large_frames(void **state)
 	Dbtd__Response *resp;
 	struct peer p;
 
-	peer_connect(&p, f->loop, f->path);
-	send_hello(&p, 4u << 20);
-	expect_hello(&p);
+	connect_hello(f, &p);
+	send_big(&p, 4u << 20);
+	expect_big_answered(&p);
 	loop_spin(f->loop, 2);
 	assert_true(server_memory(f->srv) <= (64u << 10));
 
@@ -1217,6 +1247,63 @@ test_buffers_shrink_after_large_frames(void **state)
 	assert_int_equal(server_memory(f->srv), 0);
 }
 
+/* Send an add_job of nsteps empty steps with request id rid. */
+static void
+send_job(struct peer *p, size_t nsteps, uint64_t rid)
+{
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__Job job = DBTD__JOB__INIT;
+	Dbtd__JobStep step = DBTD__JOB_STEP__INIT;
+	Dbtd__JobStep **steps = calloc(nsteps, sizeof(*steps));
+
+	assert_non_null(steps);
+	for (size_t i = 0; i < nsteps; i++)
+		steps[i] = &step;
+	job.n_steps = nsteps;
+	job.steps = steps;
+	req.body_case = DBTD__REQUEST__BODY_ADD_JOB;
+	req.add_job = &job;
+	req.request_id = rid;
+	peer_send(p, &req);
+	free(steps);
+}
+
+/*
+ * A request over a limit of reqlimits is refused before it is decoded (the
+ * handler never sees it) with ERROR_BAD_REQUEST naming the limit and its
+ * request id; the connection goes on.  Before Hello it is closed after.
+ * Bytes the wire check finds malformed: ERROR_PROTOCOL saying where, closed.
+ */
+static void
+test_request_over_a_limit_refused_undecoded(void **state)
+{
+	struct fixture *f = *state;
+	/* Request{add_job: Job{name: length 9, 1 byte left}} */
+	static const uint8_t cut[] = { 0, 0, 0, 4, 0x22, 0x02, 0x12, 0x09 };
+	struct peer p;
+	int handled;
+
+	connect_hello(f, &p);
+	handled = f->h.handled;
+	send_job(&p, 101, 21);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_BAD_REQUEST,
+	             "a job may have at most 100 steps (this request has 101)", 21);
+	assert_int_equal(f->h.handled, handled);
+	send_job(&p, 100, 22); /* at the limit: handed on (the test's handler refuses it) */
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, "not a request of this test", 22);
+	assert_int_equal(f->h.handled, handled + 1);
+	expect_run_reply(&p, 5, 23);
+	peer_close(&p);
+
+	peer_connect(&p, f->loop, f->path);
+	send_job(&p, 200, 0);
+	expect_error(&p, DBTD__ERROR_CODE__ERROR_BAD_REQUEST, "at most 100 steps", 0);
+	peer_expect_eof(&p);
+	peer_close(&p);
+
+	expect_refused(f, cut, sizeof(cut), "field 2 at byte 2 says 9 bytes; 0 are left");
+}
+
 int
 main(void)
 {
@@ -1230,6 +1317,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_half_close_gets_rest_of_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_close_keeps_waiting_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_over_frame_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_over_a_limit_refused_undecoded, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames_close_that_connection_only, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_answers_errors, setup, teardown),
