@@ -24,9 +24,6 @@
 #include "store_format.h"
 #include "triggers.h"
 
-
-#define NAME_MAX_LEN 128
-
 /* Answer a request that created a run (taken): the run, or a stream of it. */
 static void
 reply_new_run(struct api *a, struct client *c, Dbtd__Run *run, int watch)

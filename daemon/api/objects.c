@@ -18,6 +18,7 @@
 #include "pb.h"
 #include "plugin.h"
 #include "poll.h"
+#include "reqlimits.h"
 #include "runs.h"
 #include "scheduler.h"
 #include "server.h"
@@ -25,7 +26,9 @@
 #include "store_format.h"
 #include "triggers.h"
 
-#define NAME_MAX_LEN 128
+/* What a request may hold is checked first, against what cron can parse. */
+_Static_assert(REQ_SCHEDULE_MAX <= CRON_EXPR_MAX, "a schedule cron_parse refuses as too long");
+_Static_assert(REQ_TIMEZONE_MAX <= CRON_TZ_MAX, "a time zone cron refuses as too long");
 
 static const char *const kind_word[] = { "project", "environment", "job" };
 static const char *const kind_cmd[] = { "project", "env", "job" };
@@ -43,7 +46,7 @@ name_ok(const char *s)
 		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
 		      (s[n] >= '0' && s[n] <= '9') || s[n] == '_' || s[n] == '-' || s[n] == '.'))
 			return 0;
-	return n <= NAME_MAX_LEN;
+	return n <= REQ_NAME_MAX;
 }
 
 /* Replace secrets in an outgoing project or environment by "has_" flags. */
@@ -151,7 +154,7 @@ check_name(struct client *c, const char *what, const char *name)
 		return 0;
 	api_fail(c, ERR_INVALID, "%s name \"%s\" is not valid: use up to %d letters, digits, "
 	             "'_', '-' or '.', starting with a letter or digit", what,
-	             name ? name : "", NAME_MAX_LEN);
+	             name ? name : "", REQ_NAME_MAX);
 	return -EINVAL;
 }
 
@@ -357,7 +360,7 @@ objects_add_job(struct api *a, struct client *c, Dbtd__Job *j)
 		return;
 	if (pb_str_set(j->on_pipeline) && !name_ok(j->on_pipeline)) {
 		api_fail(c, ERR_INVALID, "--on-pipeline \"%s\" is not a valid pipeline name: use up "
-		             "to %d letters, digits, '_', '-' or '.'", j->on_pipeline, NAME_MAX_LEN);
+		             "to %d letters, digits, '_', '-' or '.'", j->on_pipeline, REQ_NAME_MAX);
 		return;
 	}
 	j->last_fire_ms = 0;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "names.h"
 #include "pb.h"
+#include "reqlimits.h"
 #include "runs.h"
 #include "store.h"
 #include "triggers.h"
@@ -321,9 +322,10 @@ triggers_pipeline(struct runs *r, const char *user, const Dbtd__PipelineEvent *p
 	char by[300], what[300];
 	int rc, status = 0;
 
-	if (!pb_str_set(p->name) || strlen(p->name) > 200)
+	if (!pb_str_set(p->name) || strlen(p->name) > REQ_NAME_MAX)
 		return err_set(e, -EINVAL, ERR_INVALID,
-		               "a pipeline event needs the pipeline's name (at most 200 characters)");
+		               "a pipeline event needs the pipeline's name (at most %d characters)",
+		               REQ_NAME_MAX);
 	snprintf(by, sizeof(by), "pipeline:%s", p->name);
 	rc = store_obj_list(runs_store(r), STORE_JOB, pb_list_push, &jobs);
 	if (rc < 0) {
