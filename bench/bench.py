@@ -462,6 +462,20 @@ def _hello(name_len=5):
     return _frame(b"\x0a" + _varint(len(hello)) + hello)
 
 
+def _webhook(size):
+    """A Request{webhook: Webhook{forge: "github", event: "push", payload}}
+    frame of `size` bytes: the largest a request may be, within every limit
+    (a payload is bounded by the frame alone); dbtd answers an error."""
+    head = b"\x0a\x06github" + b"\x12\x04push"
+    n = size - 16  # room for the headers and length prefixes
+    while True:
+        hook = head + b"\x32" + _varint(n) + b"x" * n
+        payload = b"\x92\x01" + _varint(len(hook)) + hook
+        if len(payload) <= size:
+            return _frame(payload)
+        n -= len(payload) - size
+
+
 def _read_frame(s):
     def exact(n):
         buf = bytearray()
@@ -526,9 +540,9 @@ def bench_clients(idle=1000, big=20, partial=5, tricklers=10, seconds=8.0):
     trick = [connect(hello=False) for _ in range(tricklers)]
     threads.append(threading.Thread(target=trickle, args=(trick,)))
     threads[-1].start()
-    req = _hello(16 * 1024 * 1024 - 16)
+    req = _webhook(16 * 1024 * 1024)
     for _ in range(big):
-        c = connect(hello=False)
+        c = connect()
         c.sendall(req)
         _read_frame(c)
         conns.append(c)

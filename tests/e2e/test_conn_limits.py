@@ -55,11 +55,13 @@ def error_then_eof(pb, s, timeout=15):
     return r.error
 
 
-def big_hello(pb, size):
-    """A Hello of `size` bytes: dbtd answers it (client names are free text)."""
-    req = pb.Request(hello=pb.Hello(protocol_version=1, client="x" * size))
+def big_request(pb, size):
+    """A request of `size` bytes within every limit of a request: a webhook
+    whose payload (bytes, bounded by the frame alone) fills it.  dbtd
+    decodes it and answers an error (the payload is not JSON)."""
+    req = pb.Request(webhook=pb.Webhook(forge="github", event="push", payload=b"x" * size))
     extra = len(req.SerializeToString()) - size
-    req.hello.client = "x" * (size - extra)
+    req.webhook.payload = b"x" * (size - extra)
     assert len(req.SerializeToString()) == size
     return req
 
@@ -81,13 +83,14 @@ def test_idle_clients_after_16_mib_requests_hold_no_buffers(pb, dbtd):
     """Twenty clients each send a 16 MiB request, get their answer and stay
     connected: dbtd gives the receive buffers back (it kept them, ~360 MB
     RSS, before)."""
-    req = big_hello(pb, FRAME_MAX)
+    req = big_request(pb, FRAME_MAX)
     start = rss_mb(dbtd.proc.pid)
     conns = []
     for _ in range(20):
-        c = Conn(pb, dbtd, hello=False)
+        c = Conn(pb, dbtd)
         r = c.call(req)
-        assert r.WhichOneof("body") == "hello", r
+        assert r.WhichOneof("body") == "error", r
+        assert "not valid JSON" in r.error.message, r.error.message
         conns.append(c)
     served(dbtd)
     grown = rss_mb(dbtd.proc.pid) - start

@@ -154,17 +154,19 @@ def test_second_stream_on_a_connection_is_refused(pb, dbtd, workdir):
     assert bytes(data) == stored_log(pb, dbtd, run_id)
 
 
-def big_job(pb, dbtd, workdir, size=9 * 1024 * 1024):
-    """A job whose dbt command is `size` bytes (only the API can send that)."""
+def big_job(pb, dbtd, workdir):
+    """A job as large as a job may be: 100 steps, each a 64 KiB dbt command
+    with a 64 KiB parameter (only the API can send that), 12.8 MB in all."""
     from conftest import make_repo
     repo = make_repo(workdir)
     dbtd.ok("project", "add", "shop", "--repo", repo)
     dbtd.ok("env", "add", "prod", "--project", "shop", "--branch", "main", "--destination", "duckdb",
             "--path", os.path.join(workdir, "w.duckdb"))
-    cmd = "dbt build --select " + "x" * (size - len("dbt build --select "))
+    cmd = "dbt build --select " + "x" * (65536 - len("dbt build --select "))
+    param = pb.KeyValue(key="k", value="v" * 65536)
     c = Conn(pb, dbtd)
     r = c.call(pb.Request(add_job=pb.Job(name="big", environment="prod", steps=[
-        pb.JobStep(type="dbt", command=cmd)])))
+        pb.JobStep(type="dbt", command=cmd, params=[param]) for _ in range(100)])))
     assert r.WhichOneof("body") == "job", r
     c.close()
     return cmd
@@ -172,7 +174,8 @@ def big_job(pb, dbtd, workdir, size=9 * 1024 * 1024):
 
 def test_answer_over_the_frame_limit_is_an_error(pb, dbtd, workdir):
     big_job(pb, dbtd, workdir)
-    # the run of a 9 MB command holds it twice (command and step name): 18 MB
+    # its run holds each command twice (command and step name) and each
+    # parameter: 19.2 MB
     p = dbtd.ctl("job", "run", "big", timeout=60)
     assert p.returncode != 0
     assert "over the 16 MiB limit" in p.stderr, p.stderr
