@@ -14,9 +14,11 @@ throughput: 2,000 runs whose steps are plugins that do nothing, 2 run slots:
 clients:    the hostile mix of issue 13 against a dbtd with default limits (but
             --max-connections 2048): 1,000 idle connections, 20 that each sent
             a 16 MiB request and stay, 5 that send 15 MiB of a 16 MiB frame and
-            stop, 10 that trickle a byte a second; dbtd's peak RSS (target <=
-            256 MB, the default --max-client-memory) and the p99 of another
-            client's round trips meanwhile (target <= 50 ms).
+            stop, 10 that trickle a byte a second, 10 that ask for a 100 MB log
+            and never read it, while two runs log 200,000 lines each; dbtd's
+            peak RSS (target <= 256 MB, the default --max-client-memory), the
+            p99 of another client's round trips meanwhile (target <= 50 ms),
+            and every line of the two runs kept.
 logs:       a step printing 1 GiB of short lines (a fake dbt): capture rate
             (target >= 100 MB/s) with dbtd's RSS < 64 MB; --search over a
             200 MB step log (<= 0.5 s); --follow latency (median <= 50 ms).
@@ -489,10 +491,37 @@ def _read_frame(s):
     return exact(n)
 
 
-def bench_clients(idle=1000, big=20, partial=5, tricklers=10, seconds=8.0):
+def bench_clients(idle=1000, big=20, partial=5, tricklers=10, readers=10, seconds=8.0,
+                  lines=200000):
     import threading
     tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
-    d, sock = start_dbtd(tmp, extra=["--max-connections", "2048"])
+    d, sock = start_dbtd(tmp, extra=["--max-connections", "2048",
+                                     "--max-concurrent-runs", "3"])
+    dbtctl = os.path.join(BUILD, "client", "dbtctl")
+
+    def ctl(*args):
+        return subprocess.run([dbtctl, "--socket", sock] + [str(a) for a in args],
+                              capture_output=True, text=True, env=ENV)
+
+    # a 100 MB step log for clients that ask for it and never read, and two
+    # runs that log steadily through the whole mix (every line must be kept)
+    py = os.path.join(os.path.dirname(DBT), "python")
+    repo = example_repo(tmp)
+    big_log = fake_dbt(tmp, "dbt-big", 'yes "a line of a large step log, kept to be read" '
+                                       '| head -c 100000000')
+    steady = fake_dbt(tmp, "dbt-steady",
+                      f"{py} -c \"import sys,time\n"
+                      f"for i in range({lines}):\n"
+                      f"  print('steady line', i, flush=not i % 500)\n"
+                      f"  (i % 500) or time.sleep({seconds} * 500 / {lines})\"")
+    ctl("project", "add", "shop", "--repo", repo)
+    for name, dbt in (("big", big_log), ("steady", steady)):
+        ctl("env", "add", name, "--project", "shop", "--branch", "main", "--destination",
+            "duckdb", "--path", os.path.join(tmp, name + ".duckdb"), "--dbt", dbt)
+    ctl("job", "add", "big", "--env", "big", "--command", "dbt build")
+    for j in ("steady1", "steady2"):
+        ctl("job", "add", j, "--env", "steady", "--command", "dbt build")
+    big_run = json.loads(ctl("--json", "job", "run", "big", "--wait").stdout)["id"]
 
     def connect(hello=True):
         c = socket.socket(socket.AF_UNIX)
@@ -535,6 +564,12 @@ def bench_clients(idle=1000, big=20, partial=5, tricklers=10, seconds=8.0):
     threads = [threading.Thread(target=sample), threading.Thread(target=probe)]
     for t in threads:
         t.start()
+    steady_runs = [json.loads(ctl("--json", "job", "run", j).stdout)["id"]
+                   for j in ("steady1", "steady2")]
+    # dbtctl processes whose output nobody reads: they stop reading dbtd
+    stuck = [subprocess.Popen([dbtctl, "--socket", sock, "run", "logs", str(big_run)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+             for _ in range(readers)]
     t0 = time.monotonic()
     conns = [connect() for _ in range(idle)]
     trick = [connect(hello=False) for _ in range(tricklers)]
@@ -561,6 +596,15 @@ def bench_clients(idle=1000, big=20, partial=5, tricklers=10, seconds=8.0):
     end = mem_kb(d.pid)["VmRSS"]
     for c in conns + trick:
         c.close()
+    for p in stuck:
+        p.kill()
+        p.wait()
+    kept, notes = 0, 0
+    for rid in steady_runs:
+        run = json.loads(ctl("--json", "run", "watch", rid).stdout)
+        out = ctl("run", "logs", rid, "--step", "4").stdout
+        kept += out.count("steady line")
+        notes += out.count("could not be stored") + (1 if run.get("error") else 0)
     d.send_signal(signal.SIGTERM)
     d.wait()
     with open(os.path.join(tmp, "dbtd.log")) as f:
@@ -568,8 +612,11 @@ def bench_clients(idle=1000, big=20, partial=5, tricklers=10, seconds=8.0):
     shutil.rmtree(tmp, ignore_errors=True)
     lat.sort()
     p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
-    rows = [("connections: idle/16 MiB sent/15 MiB partial/trickling",
-             f"{idle}/{big}/{partial}/{tricklers}", ""),
+    rows = [("connections: idle/16 MiB sent/15 MiB partial/trickling/not reading",
+             f"{idle}/{big}/{partial}/{tricklers}/{readers}", ""),
+            ("log lines of 2 runs logging meanwhile: kept/printed",
+             f"{kept}/{2 * lines}", "all"),
+            ("  lost-line notes or run errors", f"{notes}", "0"),
             ("dbtd peak RSS (MB)", f"{peak[0] / 1024:.0f}", "<= 256"),
             (f"dbtd RSS after {seconds:.0f} s (MB)", f"{end / 1024:.0f}", ""),
             (f"another client's round trips: {len(lat)}, p50 ms", f"{p50:.2f}", ""),
@@ -578,7 +625,7 @@ def bench_clients(idle=1000, big=20, partial=5, tricklers=10, seconds=8.0):
             ("clients dropped: over the memory budget",
              f"{log.count('holding the most memory')}", "")]
     table("clients: a hostile mix against the default limits", rows)
-    return peak[0] <= 256 * 1024 and p99 <= 50
+    return peak[0] <= 256 * 1024 and p99 <= 50 and kept == 2 * lines and notes == 0
 
 
 def main():

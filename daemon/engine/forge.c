@@ -617,6 +617,44 @@ find_handler(struct parse *p, const char *forge, const char *event, const struct
 	    shown(event, 1, buf), list);
 }
 
+/*
+ * Before jansson builds a tree: the payload must open an object, and hold
+ * at most FORGE_VALUES_MAX values (each ',', ':', '[' and '{' outside a
+ * string starts one).  One pass over the bytes, nothing allocated.  0, or
+ * -EINVAL with the reason.
+ */
+static int
+payload_shape(struct parse *p, const uint8_t *s, size_t len)
+{
+	size_t i = 0, values = 0;
+
+	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+		i++;
+	if (i < len && s[i] != '{' && !strchr("[\"-0123456789tfn", s[i]))
+		return fail(p, -EINVAL, "payload is not valid JSON: it starts with byte 0x%02x "
+		    "(a form-encoded delivery? give the webhook the content type "
+		    "application/json)", s[i]);
+	if (i == len || s[i] != '{')
+		return fail(p, -EINVAL, "payload is not a JSON object");
+	for (; i < len; i++) {
+		switch (s[i]) {
+		case '"':
+			for (i++; i < len && s[i] != '"'; i++)
+				if (s[i] == '\\')
+					i++;
+			break;
+		case ',': case ':': case '[': case '{':
+			if (++values > FORGE_VALUES_MAX)
+				return fail(p, -EINVAL, "payload holds more than %d JSON values: more "
+				    "than a forge sends", FORGE_VALUES_MAX);
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
 int
 forge_parse(const char *forge, const char *event, const uint8_t *payload, size_t len,
     struct forge_event *ev, char *err, size_t errlen)
@@ -637,6 +675,8 @@ forge_parse(const char *forge, const char *event, const uint8_t *payload, size_t
 		    "a forge sends", len, FORGE_PAYLOAD_MAX);
 	if (len == 0 || payload == NULL)
 		return fail(&p, -EINVAL, "payload is empty: pass the delivery's body on stdin");
+	if ((rc = payload_shape(&p, payload, len)) < 0)
+		return rc;
 	p.root = json_loadb((const char *)payload, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
 	if (p.root == NULL) {
 		if (json_error_code(&je) == json_error_out_of_memory)

@@ -18,6 +18,14 @@
 /* Largest payload forge_parse accepts: GitHub caps deliveries at 25 MB. */
 #define FORGE_PAYLOAD_MAX ((size_t)25 << 20)
 
+/*
+ * Most JSON values (objects, arrays, members, elements) a payload may hold:
+ * a push of 2,048 commits is about 100,000.  Counted before jansson builds
+ * the tree, whose nodes cost ~40 bytes each (8 million tiny values in 16
+ * MiB would take 320 MB and a second of dbtd's loop).
+ */
+#define FORGE_VALUES_MAX 500000
+
 /* Most repository URLs one payload yields (GitLab's nine, with room). */
 #define FORGE_URLS_MAX 12
 
@@ -102,7 +110,8 @@ struct forge_event {
  * success.
  *
  * Returns 0, or a negative errno:
- *   -EINVAL   not JSON, not an object, nested deeper than jansson parses,
+ *   -EINVAL   not JSON, not an object, more than FORGE_VALUES_MAX values,
+ *             nested deeper than jansson parses,
  *             or a field the decision needs is missing or malformed; the
  *             message names it ("pull_request.head.sha is missing",
  *             "after is not a 40-digit hex commit sha")

@@ -692,6 +692,29 @@ test_limits(void **state)
 	    "a forge sends");
 	free(big);
 
+	/* 8 million tiny values in 16 MiB: counted and refused before jansson
+	 * builds a tree of them; just under the limit they are read */
+	n = 16u << 20;
+	big = malloc(n + 8);
+	assert_non_null(big);
+	memcpy(big, "{\"a\":[", 6);
+	for (size_t i = 6; i + 2 < n; i += 2)
+		memcpy(big + i, "1,", 2);
+	strcpy(big + n - 2, "1]}");
+	assert_int_equal(parse_text("github", "push", big, &ev, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "payload holds more than 500000 JSON values: more than a "
+	    "forge sends");
+	snprintf(big, n, "{\"a\": [");
+	for (size_t i = 0, o = strlen(big); i < FORGE_VALUES_MAX - 6; i++, o += 2)
+		memcpy(big + o, "1,", 2), big[o + 2] = '\0';
+	strcat(big, "1], \"s\": \"x,:[{\\\",\"}");
+	assert_int_equal(parse_text("github", "push", big, &ev, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "repository is missing");
+	free(big);
+	/* not an object: refused at its first byte */
+	assert_int_equal(parse_text("github", "push", "  [1, 2]", &ev, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "payload is not a JSON object");
+
 	/* 3000 nested arrays: refused by jansson's depth limit, not a crash */
 	deep = malloc(2 * depth + 16);
 	assert_non_null(deep);
