@@ -76,3 +76,17 @@ logrec_next(const uint8_t *data, size_t len, size_t *off, struct logrec *rec)
 	*off += LOGREC_HEADER + n;
 	return 1;
 }
+
+int
+logrec_check(const uint8_t *data, size_t len, size_t *bad)
+{
+	struct logrec rec;
+	size_t off = 0, at = 0;
+	int r;
+
+	while ((r = logrec_next(data, len, &off, &rec)) == 1)
+		at = off;
+	if (r < 0 && bad)
+		*bad = at;
+	return r;
+}

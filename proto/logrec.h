@@ -47,4 +47,11 @@ void logbuf_free(struct logbuf *b);
  */
 int logrec_next(const uint8_t *data, size_t len, size_t *off, struct logrec *rec);
 
+/*
+ * logrec_check - does data hold whole records and nothing else?  0, or
+ * -EBADMSG with *bad (may be NULL) set to the offset of the first record
+ * that runs past the end.
+ */
+int logrec_check(const uint8_t *data, size_t len, size_t *bad);
+
 #endif /* DBTD_LOGREC_H */

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "logrec.h"
 #include "store.h"
 #include "store_format.h"
 #include "util.h"
@@ -199,16 +200,32 @@ struct chunks {
 	size_t n;
 };
 
-/* store_log_read callback: concatenate. */
+/* store_log_read callback: concatenate the lines. */
 static int
 collect_chunk(void *arg, uint32_t step, uint32_t seq, const uint8_t *data, size_t len)
 {
 	struct chunks *c = arg;
+	struct logrec rec;
+	size_t off = 0;
 
 	(void)seq;
-	strncat(c->text, (const char *)data, len);
+	while (logrec_next(data, len, &off, &rec) == 1)
+		strncat(c->text, (const char *)rec.text, rec.len);
 	c->steps[c->n++] = step;
 	return 0;
+}
+
+/* Store a chunk of one log line. */
+static int
+append_line(struct store *st, uint64_t run, uint32_t step, uint32_t seq, const char *text)
+{
+	struct logbuf b = { 0 };
+	int rc = logbuf_add(&b, 1000, 1, text, strlen(text));
+
+	if (rc == 0)
+		rc = store_log_append(st, run, step, seq, b.data, b.len);
+	logbuf_free(&b);
+	return rc;
 }
 
 /* Logs of a run and of one step, read in order and resumed where left. */
@@ -219,17 +236,17 @@ test_logs(void **state)
 	struct chunks c = { .n = 0 };
 	struct store_log_pos pos = { 0, 0 };
 
-	assert_int_equal(store_log_append(f->st, 7, 1, 0, (const uint8_t *)"a", 1), 0);
-	assert_int_equal(store_log_append(f->st, 7, 1, 1, (const uint8_t *)"b", 1), 0);
-	assert_int_equal(store_log_append(f->st, 7, 2, 2, (const uint8_t *)"c", 1), 0);
-	assert_int_equal(store_log_append(f->st, 8, 1, 0, (const uint8_t *)"X", 1), 0);
-	assert_int_equal(store_log_append(f->st, 6, 3, 0, (const uint8_t *)"Y", 1), 0);
+	assert_int_equal(append_line(f->st, 7, 1, 0, "a"), 0);
+	assert_int_equal(append_line(f->st, 7, 1, 1, "b"), 0);
+	assert_int_equal(append_line(f->st, 7, 2, 2, "c"), 0);
+	assert_int_equal(append_line(f->st, 8, 1, 0, "X"), 0);
+	assert_int_equal(append_line(f->st, 6, 3, 0, "Y"), 0);
 	assert_int_equal(store_log_read(f->st, 7, 0, &pos, 1 << 20, collect_chunk, &c), 3);
 	assert_string_equal(c.text, "abc");
 	assert_int_equal(c.steps[2], 2);
 	/* nothing new: nothing given; a new chunk: only it */
 	assert_int_equal(store_log_read(f->st, 7, 0, &pos, 1 << 20, collect_chunk, &c), 0);
-	assert_int_equal(store_log_append(f->st, 7, 3, 3, (const uint8_t *)"d", 1), 0);
+	assert_int_equal(append_line(f->st, 7, 3, 3, "d"), 0);
 	assert_int_equal(store_log_read(f->st, 7, 0, &pos, 1 << 20, collect_chunk, &c), 1);
 	assert_string_equal(c.text, "abcd");
 	/* one step; and a budget stops after the chunk that reaches it */
