@@ -2079,8 +2079,9 @@ cmd_run_logs(struct dbtctl_opts *o, const struct command *cmd, int argc,
 		lrc = out_logs_finish(lg);
 	if (lrc < 0) {
 		if (lrc == -EBADMSG)
-			fprintf(stderr, "dbtctl: dbtd sent a log record this dbtctl cannot decode; "
-			        "use a dbtctl from the same release as dbtd\n");
+			fprintf(stderr, "dbtctl: dbtd sent a log record this dbtctl cannot decode: "
+			        "dbtd's store may be damaged (run dbtd check), or dbtd is of another "
+			        "release than this dbtctl\n");
 		else if (lrc == -ENOMEM)
 			fprintf(stderr, "dbtctl: out of memory while printing the log\n");
 		else if (output != NULL)

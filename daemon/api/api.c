@@ -95,7 +95,7 @@ do_view_run(struct api *a, struct client *c, const Dbtd__RunRef *ref, int watch)
 	}
 	rc = runs_get(a->runs, ref->id, &run);
 	if (rc < 0) {
-		api_run_error(c, rc, ref->id);
+		api_run_error(a, c, rc, ref->id);
 		return;
 	}
 	resp.body_case = DBTD__RESPONSE__BODY_RUN;
@@ -206,8 +206,7 @@ do_server_info(struct api *a, struct client *c)
 	int rc = store_format_info(a->store, &f);
 
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot read the store's format: %s",
-		         store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot read the store's format");
 		return;
 	}
 	si.server = (char *)PACKAGE_NAME " " PACKAGE_VERSION;

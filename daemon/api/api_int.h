@@ -28,7 +28,14 @@ void api_fail(struct client *c, enum err_kind kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* api_run_error - reply why run id cannot be read (rc from runs_get). */
-void api_run_error(struct client *c, int rc, uint64_t id);
+void api_run_error(struct api *a, struct client *c, int rc, uint64_t id);
+
+/*
+ * api_store_fail - reply with a store error rc: "<what>: <why>", why being
+ * store_error's sentence (for a damaged store: where, and what to do).
+ */
+void api_store_fail(struct api *a, struct client *c, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* api_stream_busy - refuse a second stream on c, saying so. */
 void api_stream_busy(struct client *c);

@@ -40,7 +40,7 @@ check_run(struct api *a, struct client *c, uint64_t id)
 	int rc = runs_get(a->runs, id, &run);
 
 	if (rc < 0)
-		api_run_error(c, rc, id);
+		api_run_error(a, c, rc, id);
 	else
 		dbtd__run__free_unpacked(run, NULL);
 	return rc;
@@ -143,8 +143,8 @@ artifacts_lineage(struct api *a, struct client *c, const Dbtd__RunRef *ref)
 	if (rc == -ENOENT) {
 		none.error = (char *)"no dbt command of the run wrote a manifest";
 	} else if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot read the lineage of run %llu: %s",
-		         (unsigned long long)ref->id, store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot read the lineage of run %llu",
+		               (unsigned long long)ref->id);
 		return;
 	}
 	if (!ref->stream) {
@@ -213,8 +213,8 @@ list_send(struct client *c, struct list_stream *ls)
 	rc = store_artifacts_page(ls->a->store, ls->run, ls->after, PAGE_ITEMS, page_take, &p,
 	                          &more);
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot list the artifacts of run %llu: %s",
-		         (unsigned long long)ls->run, store_strerror(rc));
+		api_store_fail(ls->a, c, rc, "cannot list the artifacts of run %llu",
+		               (unsigned long long)ls->run);
 		goto out;
 	}
 	if (more) {
@@ -280,8 +280,8 @@ list_whole(struct api *a, struct client *c, uint64_t run)
 
 	rc = store_artifacts_list(a->store, run, list_cb, &l);
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot list the artifacts of run %llu: %s",
-		         (unsigned long long)run, store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot list the artifacts of run %llu",
+		               (unsigned long long)run);
 	} else {
 		al.n_items = l.n;
 		al.items = (Dbtd__Artifact **)l.items;
@@ -397,8 +397,7 @@ artifacts_send(struct api *a, struct client *c, const Dbtd__ArtifactRef *ref)
 		return;
 	}
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot read artifact %s: %s", ref->path,
-		         store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot read artifact %s", ref->path);
 		return;
 	}
 	path = blob_path(a->blob_dir, art->digest);

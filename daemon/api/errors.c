@@ -24,6 +24,7 @@ wire_code(enum err_kind kind)
 	case ERR_FAILED: case ERR_NO_SPACE: case ERR_LIMIT:
 		return DBTD__ERROR_CODE__ERROR_FAILED;
 	case ERR_UNSUPPORTED: return DBTD__ERROR_CODE__ERROR_UNIMPLEMENTED;
+	case ERR_DAMAGED: return DBTD__ERROR_CODE__ERROR_DAMAGED;
 	case ERR_NONE: case ERR_INTERNAL: break;
 	}
 	return DBTD__ERROR_CODE__ERROR_INTERNAL;
@@ -50,13 +51,24 @@ api_fail(struct client *c, enum err_kind kind, const char *fmt, ...)
 }
 
 void
-api_run_error(struct client *c, int rc, uint64_t id)
+api_store_fail(struct api *a, struct client *c, int rc, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	api_fail(c, store_err_kind(rc), "%s: %s", what, store_error(a->store, rc));
+}
+
+void
+api_run_error(struct api *a, struct client *c, int rc, uint64_t id)
 {
 	if (rc == -ENOENT)
 		api_fail(c, ERR_NOT_FOUND, "no run %llu; see dbtctl run list", (unsigned long long)id);
 	else
-		api_fail(c, store_err_kind(rc), "cannot read run %llu: %s", (unsigned long long)id,
-		         store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot read run %llu", (unsigned long long)id);
 }
 
 void

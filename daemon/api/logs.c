@@ -103,15 +103,15 @@ stream_drain(struct client *c, void *arg)
 	if (!client_has_stream(c))
 		return; /* a frame too large ended the stream (and freed s) */
 	if (n < 0) {
-		api_fail(s->c, store_err_kind(n), "cannot read the log of run %llu: %s",
-		         (unsigned long long)s->run, store_strerror(n));
+		api_store_fail(s->a, s->c, n, "cannot read the log of run %llu",
+		               (unsigned long long)s->run);
 		stream_free(s);
 		return;
 	}
 	if (n > 0)
 		return; /* more may be stored: come back when this is written */
 	if ((n = runs_get(s->a->runs, s->run, &run)) < 0) {
-		api_run_error(s->c, n, s->run);
+		api_run_error(s->a, s->c, n, s->run);
 		stream_free(s);
 		return;
 	}
@@ -187,7 +187,7 @@ logs_open(struct api *a, struct client *c, const Dbtd__ReadLogs *req)
 	}
 	rc = runs_get(a->runs, req->run, &run);
 	if (rc < 0) {
-		api_run_error(c, rc, req->run);
+		api_run_error(a, c, rc, req->run);
 		return;
 	}
 	if (req->step > run->n_steps && !(req->step == 1 && run->n_steps == 0)) {

@@ -130,8 +130,7 @@ add_object(struct api *a, struct client *c, enum store_kind kind,
 		return;
 	}
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot store %s \"%s\": %s", kind_word[kind], name,
-		             store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot store %s \"%s\"", kind_word[kind], name);
 		return;
 	}
 	log_info("%s \"%s\" added (id %llu) by %s", kind_word[kind], name,
@@ -253,8 +252,7 @@ objects_add_environment(struct api *a, struct client *c, Dbtd__Environment *e)
 		return;
 	}
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot read project \"%s\": %s", e->project,
-		             store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot read project \"%s\"", e->project);
 		return;
 	}
 	e->project_id = p->id;
@@ -328,8 +326,7 @@ objects_add_job(struct api *a, struct client *c, Dbtd__Job *j)
 		return;
 	}
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot read environment \"%s\": %s", j->environment,
-		             store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot read environment \"%s\"", j->environment);
 		return;
 	}
 	j->env_id = e->id;
@@ -433,8 +430,7 @@ objects_list(struct api *a, struct client *c, Dbtd__ObjectKind k)
 	}
 	rc = store_obj_list(a->store, col.kind, collect_cb, &col);
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot list %ss: %s", kind_word[col.kind],
-		             store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot list %ss", kind_word[col.kind]);
 		collect_free(&col);
 		return;
 	}
@@ -473,8 +469,7 @@ find_named(struct api *a, struct client *c, enum store_kind kind, const char *na
 		api_fail(c, ERR_NOT_FOUND, "no %s named \"%s\"; see dbtctl %s list",
 		             kind_word[kind], name, kind_cmd[kind]);
 	else if (rc < 0)
-		api_fail(c, store_err_kind(rc), "cannot read %s \"%s\": %s", kind_word[kind], name,
-		             store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot read %s \"%s\"", kind_word[kind], name);
 	return rc;
 }
 
@@ -567,8 +562,7 @@ objects_remove(struct api *a, struct client *c, const Dbtd__ObjectRef *ref)
 	if (rc == 0)
 		rc = store_commit(a->store);
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot remove %s \"%s\": %s", kind_word[kind],
-		             ref->name, store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot remove %s \"%s\"", kind_word[kind], ref->name);
 		return;
 	}
 	if (kind == STORE_JOB)
@@ -598,7 +592,7 @@ objects_list_runs(struct api *a, struct client *c, const Dbtd__ListRuns *lr)
 	rc = store_run_list(a->store, &f, lr->before, limit,
 	                    collect_run_cb, &col);
 	if (rc < 0) {
-		api_fail(c, store_err_kind(rc), "cannot list runs: %s", store_strerror(rc));
+		api_store_fail(a, c, rc, "cannot list runs");
 		collect_free(&col);
 		return;
 	}

@@ -84,7 +84,7 @@ watch_open(struct api *a, struct client *c, uint64_t run_id)
 	int rc = runs_get(a->runs, run_id, &run);
 
 	if (rc < 0) {
-		api_run_error(c, rc, run_id);
+		api_run_error(a, c, rc, run_id);
 		return;
 	}
 	if (runs_is_final(run->status)) {

@@ -49,6 +49,7 @@ err_kind_name(enum err_kind kind)
 	case ERR_LIMIT: return "limit reached";
 	case ERR_UNSUPPORTED: return "unsupported";
 	case ERR_INTERNAL: return "internal";
+	case ERR_DAMAGED: return "store damaged";
 	}
 	return "unknown";
 }

@@ -18,6 +18,7 @@ enum err_kind {
 	ERR_LIMIT,        /* a size or count limit was reached */
 	ERR_UNSUPPORTED,  /* this dbtd does not do that */
 	ERR_INTERNAL,     /* dbtd could not do it */
+	ERR_DAMAGED,      /* the store is damaged: a page or a record cannot be read */
 };
 
 struct err {

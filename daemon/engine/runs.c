@@ -176,7 +176,7 @@ get_run(struct runs *r, uint64_t id, Dbtd__Run **out, struct err *e)
 		               "no run %llu; see dbtctl run list", (unsigned long long)id);
 	if (rc < 0)
 		return err_set(e, rc, store_err_kind(rc), "cannot read run %llu: %s",
-		               (unsigned long long)id, store_strerror(rc));
+		               (unsigned long long)id, store_error(r->store, rc));
 	return 0;
 }
 
@@ -248,6 +248,9 @@ create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 
 	*out = NULL;
 	rc = store_obj_get(r->store, STORE_ENVIRONMENT, job->env_id, (ProtobufCMessage **)&env);
+	if (rc < 0 && rc != -ENOENT)
+		return err_set(e, rc, store_err_kind(rc), "cannot read environment \"%s\": %s",
+		               job->environment, store_error(r->store, rc));
 	if (rc < 0)
 		return err_set(e, rc, ERR_FAILED,
 		               "job \"%s\" runs in environment \"%s\", which no longer exists; "
@@ -298,7 +301,7 @@ create_run(struct runs *r, const Dbtd__Job *job, const struct run_origin *o,
 	if (rc < 0)
 		return err_set(e, rc, store_err_kind(rc),
 		               "cannot read run %llu back: %s", (unsigned long long)id,
-		               store_strerror(rc));
+		               store_error(r->store, rc));
 	return 0;
 }
 
@@ -325,7 +328,7 @@ runs_trigger(struct runs *r, const char *jobname, Dbtd__Trigger trigger,
 		               "no job named \"%s\"; see dbtctl job list", jobname);
 	if (rc < 0)
 		return err_set(e, rc, store_err_kind(rc),
-		               "cannot read job \"%s\": %s", jobname, store_strerror(rc));
+		               "cannot read job \"%s\": %s", jobname, store_error(r->store, rc));
 	rc = create_run(r, job, &o, 0, out, e);
 	dbtd__job__free_unpacked(job, NULL);
 	return rc;
@@ -361,6 +364,11 @@ runs_rerun(struct runs *r, uint64_t id, const char *by, Dbtd__Run **out,
 		dbtd__job__free_unpacked(job, NULL);
 		job = NULL;
 		rc = -ENOENT;
+	}
+	if (rc < 0 && rc != -ENOENT) {
+		err_set(e, rc, store_err_kind(rc), "cannot read job \"%s\" of run %llu: %s",
+		        orig->job, (unsigned long long)id, store_error(r->store, rc));
+		goto out;
 	}
 	if (rc < 0) {
 		err_set(e, rc, ERR_NOT_FOUND,

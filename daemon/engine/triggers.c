@@ -126,7 +126,7 @@ triggers_repo_event(struct runs *r, const struct repo_event *ev, Dbtd__Triggered
 	if (rc == 0)
 		rc = store_obj_list(runs_store(r), STORE_JOB, pb_list_push, &jobs);
 	if (rc < 0) {
-		set_message(out, "cannot read jobs: %s", store_strerror(rc));
+		set_message(out, "cannot read jobs: %s", store_error(runs_store(r), rc));
 		goto out;
 	}
 	for (size_t i = 0; i < envs.n; i++) {
@@ -248,7 +248,7 @@ triggers_webhook(struct runs *r, const char *user, const Dbtd__Webhook *w,
 	}
 	if (rc < 0) {
 		status = refuse(e, store_err_kind(rc), user, w->forge, "cannot read projects: %s",
-		       store_strerror(rc));
+		       store_error(runs_store(r), rc));
 		goto out;
 	}
 	/* Every project the delivery is for must have it signed with its secret. */
@@ -330,7 +330,7 @@ triggers_pipeline(struct runs *r, const char *user, const Dbtd__PipelineEvent *p
 	rc = store_obj_list(runs_store(r), STORE_JOB, pb_list_push, &jobs);
 	if (rc < 0) {
 		status = err_set(e, rc, store_err_kind(rc), "cannot read jobs: %s",
-		                 store_strerror(rc));
+		                 store_error(runs_store(r), rc));
 		goto out;
 	}
 	for (size_t i = 0; i < jobs.n; i++) {

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -506,14 +507,11 @@ store_open(struct store **out, const char *dir, char **why)
 
 	if (why)
 		*why = NULL;
-	if (st == NULL)
-		return -ENOMEM;
-	st->dir = strdup(dir);
-	st->max_map = STORE_MAP_MAX_DEFAULT;
-	if (st->dir == NULL) {
+	if (st == NULL || (st->dir = strdup(dir)) == NULL) {
 		free(st);
 		return -ENOMEM;
 	}
+	st->max_map = STORE_MAP_MAX_DEFAULT;
 	rc = mkdir_p(dir, 0700);
 	if (rc < 0)
 		goto fail;
@@ -608,6 +606,12 @@ store_close(struct store *st)
 	free(st);
 }
 
+int
+store_is_damage(int rc)
+{
+	return rc == STORE_EDAMAGED || rc == -EBADMSG;
+}
+
 enum err_kind
 store_err_kind(int rc)
 {
@@ -615,15 +619,52 @@ store_err_kind(int rc)
 	case -ENOENT: return ERR_NOT_FOUND;
 	case -EEXIST: return ERR_EXISTS;
 	case -ENOSPC: case STORE_EMAPFULL: case -EDQUOT: return ERR_NO_SPACE;
+	case STORE_EDAMAGED: case -EBADMSG: return ERR_DAMAGED;
 	default: return ERR_INTERNAL;
 	}
+}
+
+int
+store_damage(struct store *st, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!store_is_damage(rc))
+		return rc;
+	va_start(ap, fmt);
+	n = vsnprintf(st->damage, sizeof(st->damage), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(st->damage))
+		snprintf(st->damage + n, sizeof(st->damage) - (size_t)n, ": %s",
+		         rc == STORE_EDAMAGED ? "a page of data.mdb that holds it is damaged"
+		                              : "its stored record does not decode");
+	log_err("store in %s is damaged: %s", st->dir, st->damage);
+	return rc;
+}
+
+const char *
+store_error(struct store *st, int rc)
+{
+	if (!store_is_damage(rc))
+		return store_strerror(rc);
+	snprintf(st->errbuf, sizeof(st->errbuf),
+	         "the store in %s is damaged (%s); run `dbtd check --state-dir %s` to see all "
+	         "the damage, and restore the state directory from a backup", st->dir,
+	         st->damage[0] ? st->damage : store_strerror(rc), st->dir);
+	st->damage[0] = '\0';
+	return st->errbuf;
 }
 
 const char *
 store_strerror(int rc)
 {
+	if (rc == STORE_EDAMAGED)
+		return "the store is damaged: a page of data.mdb cannot be read; run `dbtd check` "
+		       "and restore the state directory from a backup";
 	if (rc == -EBADMSG)
-		return "stored record does not decode";
+		return "the store is damaged: a stored record does not decode; run `dbtd check` "
+		       "and restore the state directory from a backup";
 	if (rc == STORE_EMAPFULL)
 		return "the store's map is full at its --max-map-size: nothing more can be saved "
 		       "until runs are pruned (dbtctl run prune) or dbtd is started with a larger "
@@ -688,6 +729,13 @@ store_obj_put(struct store *st, enum store_kind kind, uint64_t id, const Protobu
 	return store_op_end(st, txn, 1, rc);
 }
 
+/* The id in an 8-byte key (0 for a key of another size: damage). */
+static uint64_t
+key_id(const MDB_val *k)
+{
+	return k->mv_size == 8 ? get_be64(k->mv_data) : 0;
+}
+
 /* Read the object with the given 8-byte key inside txn. */
 static int
 obj_get_txn(struct store *st, MDB_txn *txn, enum store_kind kind,
@@ -696,9 +744,10 @@ obj_get_txn(struct store *st, MDB_txn *txn, enum store_kind kind,
 	MDB_val v;
 	int rc = map_rc(mdb_get(txn, st->obj[kind], key, &v));
 
-	if (rc < 0)
-		return rc;
-	return store_unpack_val(obj_desc[kind], &v, out);
+	if (rc == 0)
+		rc = store_unpack_val(obj_desc[kind], &v, out);
+	return store_damage(st, rc, "database %s, record %llu", obj_db_names[kind],
+	                    (unsigned long long)key_id(key));
 }
 
 int
@@ -731,8 +780,19 @@ store_obj_find(struct store *st, enum store_kind kind, const char *name,
 	if (rc < 0)
 		return rc;
 	rc = map_rc(mdb_get(txn, st->names[kind], &nk, &k));
-	if (rc == 0)
+	if (rc < 0) {
+		store_damage(st, rc, "database %s, the entry of \"%s\"", name_db_names[kind], name);
+	} else if (k.mv_size != 8) {
+		rc = store_damage(st, -EBADMSG, "database %s, the entry of \"%s\"",
+		                  name_db_names[kind], name);
+	} else {
 		rc = obj_get_txn(st, txn, kind, &k, out);
+		if (rc == -ENOENT) /* the name is indexed, its record is not there */
+			rc = store_damage(st, STORE_EDAMAGED, "database %s, \"%s\" names %s record "
+			                  "%llu, which %s does not hold", name_db_names[kind], name,
+			                  obj_db_names[kind], (unsigned long long)key_id(&k),
+			                  obj_db_names[kind]);
+	}
 	return store_op_end(st, txn, 0, rc);
 }
 
@@ -742,7 +802,7 @@ store_obj_list(struct store *st, enum store_kind kind,
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	MDB_val k, v;
+	MDB_val k = { 0, NULL }, v;
 	int rc = store_op_begin(st, 0, &txn), mrc;
 
 	if (rc < 0)
@@ -753,15 +813,19 @@ store_obj_list(struct store *st, enum store_kind kind,
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		ProtobufCMessage *msg;
-		if (store_unpack_val(obj_desc[kind], &v, &msg) < 0) {
-			log_warn("store: %s record %llu does not decode; skipped",
-			         obj_db_names[kind], (unsigned long long)get_be64(k.mv_data));
-			continue;
+		rc = store_unpack_val(obj_desc[kind], &v, &msg);
+		if (rc < 0) {
+			store_damage(st, rc, "database %s, record %llu", obj_db_names[kind],
+			             (unsigned long long)key_id(&k));
+			break;
 		}
 		rc = fn(arg, msg);
 		if (rc)
 			break;
 	}
+	if (rc == 0)
+		rc = store_damage(st, store_cursor_end(mrc), "database %s, the page after record %llu",
+		                  obj_db_names[kind], (unsigned long long)key_id(&k));
 	mdb_cursor_close(cur);
 	return store_op_end(st, txn, 0, rc);
 }

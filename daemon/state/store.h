@@ -120,12 +120,21 @@ void store_close(struct store *st);
 
 /*
  * store_err_kind - what a store error code means to a client: not found,
- * exists, no space (disk or map full: nothing was saved), else internal.
+ * exists, no space (disk or map full: nothing was saved), damaged (a page
+ * or a record that cannot be read), else internal.
  */
 enum err_kind store_err_kind(int rc);
 
 /* store_strerror - a message for a store error code (negative errno or MDB_*). */
 const char *store_strerror(int rc);
+
+/*
+ * store_error - the sentence a person sees for rc, an error of the last
+ * operation on st: for damage (ERR_DAMAGED) that the store is damaged,
+ * where (database and record), and what to do (dbtd check, a backup);
+ * otherwise store_strerror(rc).  Valid until the next call.
+ */
+const char *store_error(struct store *st, int rc);
 
 /*
  * store_obj_add - add a named object.  Assigns a new id, stores it in

@@ -40,6 +40,9 @@ store_format_map_rc(int rc)
 	case MDB_KEYEXIST: return -EEXIST;
 	case MDB_MAP_FULL: return STORE_EMAPFULL;
 	case MDB_READERS_FULL: return -EAGAIN;
+	case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_CURSOR_FULL:
+	case MDB_INCOMPATIBLE: case MDB_INVALID: case MDB_VERSION_MISMATCH:
+		return STORE_EDAMAGED; /* the reader says where (store_damage) */
 	default:
 		if (rc > 0)
 			return -rc;

@@ -31,6 +31,15 @@
 #define STORE_EMAPFULL (-EFBIG)
 
 /*
+ * The store's file is damaged: LMDB found a page it cannot use
+ * (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_CURSOR_FULL, MDB_INCOMPATIBLE), or
+ * the file is not one it reads (MDB_INVALID, MDB_VERSION_MISMATCH).  A
+ * record that does not decode is -EBADMSG; both are damage to a reader
+ * (store_err_kind says ERR_DAMAGED).
+ */
+#define STORE_EDAMAGED (-EUCLEAN)
+
+/*
  * One migration step: takes a store of format `from` to from + 1, inside
  * the write transaction txn (the caller records the new format in the same
  * transaction and commits).  It writes what it did into done (for the log).
@@ -88,7 +97,10 @@ int store_format_counters(MDB_txn *txn, char *done, size_t donelen);
  */
 int store_format_env_open(const char *dir, unsigned flags, MDB_env **env);
 
-/* store_format_map_rc - an LMDB or errno result as 0 or a negative errno. */
+/*
+ * store_format_map_rc - an LMDB or errno result as 0 or a negative errno:
+ * the one mapping of LMDB's codes (damage is STORE_EDAMAGED, never EIO).
+ */
 int store_format_map_rc(int rc);
 
 /*

@@ -21,6 +21,9 @@
 
 struct store {
 	MDB_env *env;
+	char *dir;        /* the state directory, for messages */
+	char damage[384]; /* where the last damage was met (store_damage) */
+	char errbuf[1024]; /* store_error's sentence */
 	MDB_dbi obj[3], names[3];
 	MDB_dbi runs, runs_active, logs;
 	MDB_dbi by_job, by_status, by_trigger, by_branch; /* run indexes */
@@ -36,7 +39,6 @@ struct store {
 	void *on_commit_arg;
 	int fail_rc;          /* tests: the next fail_n commits fail with fail_rc */
 	unsigned fail_n;
-	char *dir;            /* the state directory */
 	size_t map_size;      /* the map's current size */
 	size_t max_map;       /* how far it may grow (--max-map-size) */
 	int in_ops;           /* transactions open outside the batch (no resize then) */
@@ -108,6 +110,27 @@ int store_op_end(struct store *st, MDB_txn *txn, int write, int rc);
  * (store.c).
  */
 int store_log_room(struct store *st, size_t len);
+
+/*
+ * store_damage - when rc is damage (STORE_EDAMAGED, -EBADMSG), note where
+ * it was met for store_error: fmt names the database and the record
+ * ("database runs, run 42").  Returns rc.
+ */
+int store_damage(struct store *st, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* store_is_damage - is rc a code of damage (a page or a record unreadable)? */
+int store_is_damage(int rc);
+
+/*
+ * store_cursor_end - what a cursor walk that stopped with LMDB code mrc
+ * means: 0 at the end of the database (MDB_NOTFOUND), else the error.
+ */
+static inline int
+store_cursor_end(int mrc)
+{
+	return mrc == MDB_NOTFOUND ? 0 : store_format_map_rc(mrc);
+}
 
 /* store_pack_val - msg packed into a new buffer: its MDB_val.  0 or -ENOMEM. */
 int store_pack_val(const ProtobufCMessage *msg, MDB_val *v);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "logrec.h"
 #include "names.h"
 #include "store_int.h"
 
@@ -89,12 +90,20 @@ store_log_read(struct store *st, uint64_t run_id, uint32_t step,
 	for (; mrc == 0 && given < budget; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *kp = k.mv_data;
 		uint32_t kstep, kseq;
+		size_t bad;
 		if (k.mv_size != 16 || get_be64(kp) != run_id)
 			break;
 		kstep = get_be32(kp + 8);
 		kseq = get_be32(kp + 12);
 		if (step && kstep != step)
 			break;
+		/* a reader never gets a chunk whose records do not frame: no short log */
+		if (logrec_check(v.mv_data, v.mv_size, &bad) < 0) {
+			rc = store_damage(st, -EBADMSG, "database logs, chunk %u of step %u of run %llu "
+			                  "(%zu bytes; the log record at byte %zu runs past its end)",
+			                  kseq, kstep, (unsigned long long)run_id, v.mv_size, bad);
+			break;
+		}
 		pos->step = kstep;
 		pos->seq = kseq;
 		n++;
@@ -102,8 +111,12 @@ store_log_read(struct store *st, uint64_t run_id, uint32_t step,
 		if (fn(arg, kstep, kseq, v.mv_data, v.mv_size))
 			break;
 	}
+	if (rc == 0 && mrc != 0)
+		rc = store_damage(st, store_cursor_end(mrc), "database logs, run %llu, the page "
+		                  "after chunk %u of step %u", (unsigned long long)run_id, pos->seq,
+		                  pos->step);
 	mdb_cursor_close(cur);
-	return store_op_end(st, txn, 0, n);
+	return store_op_end(st, txn, 0, rc < 0 ? rc : n);
 }
 
 int
@@ -139,6 +152,7 @@ store_lineage_get(struct store *st, uint64_t run_id, Dbtd__Lineage **out)
 	rc = map_rc(mdb_get(txn, st->lineage, &k, &v));
 	if (rc == 0)
 		rc = store_unpack_val(&dbtd__lineage__descriptor, &v, (ProtobufCMessage **)out);
+	store_damage(st, rc, "database lineage, the graph of run %llu", (unsigned long long)run_id);
 	return store_op_end(st, txn, 0, rc);
 }
 
@@ -193,6 +207,7 @@ store_artifact_get(struct store *st, uint64_t run_id, const char *path, Dbtd__Ar
 	rc = map_rc(mdb_get(txn, st->artifacts, &k, &v));
 	if (rc == 0)
 		rc = store_unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)out);
+	store_damage(st, rc, "database artifacts, %s of run %llu", path, (unsigned long long)run_id);
 	return store_op_end(st, txn, 0, rc);
 }
 
@@ -235,13 +250,21 @@ store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_
 				*more = 1;
 			break;
 		}
-		if (store_unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a) < 0)
-			continue;
+		rc = store_unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a);
+		if (rc < 0) {
+			store_damage(st, rc, "database artifacts, run %llu, the record of %.*s",
+			             (unsigned long long)run_id, (int)(k.mv_size - 8),
+			             (const char *)k.mv_data + 8);
+			break;
+		}
 		n++;
 		rc = fn(arg, a);
 		if (rc < 0)
 			break;
 	}
+	if (rc >= 0 && mrc != 0)
+		rc = store_damage(st, store_cursor_end(mrc), "database artifacts, run %llu, the "
+		                  "page after %d records", (unsigned long long)run_id, n);
 	mdb_cursor_close(cur);
 	rc = store_op_end(st, txn, 0, rc < 0 ? rc : 0);
 	return rc < 0 ? rc : n;

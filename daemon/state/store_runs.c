@@ -123,9 +123,9 @@ run_get_txn(struct store *st, MDB_txn *txn, uint64_t id, Dbtd__Run **out)
 
 	put_be64(key, id);
 	rc = map_rc(mdb_get(txn, st->runs, &k, &v));
-	if (rc < 0)
-		return rc;
-	return store_unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)out);
+	if (rc == 0)
+		rc = store_unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)out);
+	return store_damage(st, rc, "database runs, run %llu", (unsigned long long)id);
 }
 
 int
@@ -181,28 +181,36 @@ run_matches(const Dbtd__Run *run, const struct store_run_filter *f)
  * fn with each run that matches f, until limit runs were given.
  */
 static int
-walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix,
-           size_t plen, const struct store_run_filter *f, uint64_t before,
-           unsigned limit, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name,
+           const uint8_t *prefix, size_t plen, const struct store_run_filter *f,
+           uint64_t before, unsigned limit, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
 {
 	uint8_t key[INDEX_KEY_MAX + 8];
 	MDB_cursor *cur;
 	MDB_val k = { 0, key }, v;
 	unsigned n = 0;
+	uint64_t id = 0;
 	int rc = map_rc(mdb_cursor_open(txn, dbi, &cur)), mrc;
 
 	if (rc < 0)
 		return rc;
 	k.mv_size = index_key(key, sizeof(key), prefix, plen, before ? before : UINT64_MAX);
 	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
-	               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (mrc == 0 || mrc == MDB_NOTFOUND)
+		mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+		               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
 		Dbtd__Run *run;
 		if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
-		if (run_get_txn(st, txn, get_be64((uint8_t *)k.mv_data + plen), &run) < 0)
-			continue;
+		id = get_be64((uint8_t *)k.mv_data + plen);
+		rc = run_get_txn(st, txn, id, &run);
+		if (rc == -ENOENT) /* the index names a run the store does not hold */
+			rc = store_damage(st, STORE_EDAMAGED, "database %s, an entry for run %llu, "
+			                  "which database runs does not hold", name,
+			                  (unsigned long long)id);
+		if (rc < 0)
+			break;
 		if (!run_matches(run, f)) {
 			dbtd__run__free_unpacked(run, NULL);
 			continue;
@@ -212,6 +220,9 @@ walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix,
 		if (rc)
 			break;
 	}
+	if (rc == 0 && n < limit)
+		rc = store_damage(st, store_cursor_end(mrc), "database %s, the page before the "
+		                  "entry of run %llu", name, (unsigned long long)id);
 	mdb_cursor_close(cur);
 	return rc;
 }
@@ -223,6 +234,7 @@ store_run_list(struct store *st, const struct store_run_filter *f,
 {
 	uint8_t prefix[INDEX_KEY_MAX];
 	MDB_dbi dbi = st->runs;
+	const char *name = "runs";
 	size_t plen = 0;
 	MDB_txn *txn;
 	int rc;
@@ -230,16 +242,20 @@ store_run_list(struct store *st, const struct store_run_filter *f,
 	/* Walk the most selective index the filter allows; check the rest per run. */
 	if (f && f->job && f->job[0]) {
 		dbi = st->by_job;
+		name = "runs_by_job";
 		plen = str_prefix(prefix, sizeof(prefix), f->job);
 	} else if (f && f->branch && f->branch[0]) {
 		dbi = st->by_branch;
+		name = "runs_by_branch";
 		plen = str_prefix(prefix, sizeof(prefix), f->branch);
 	} else if (f && f->status) {
 		dbi = st->by_status;
+		name = "runs_by_status";
 		prefix[0] = (uint8_t)f->status;
 		plen = 1;
 	} else if (f && f->trigger) {
 		dbi = st->by_trigger;
+		name = "runs_by_trigger";
 		prefix[0] = (uint8_t)f->trigger;
 		plen = 1;
 	}
@@ -251,6 +267,7 @@ store_run_list(struct store *st, const struct store_run_filter *f,
 		MDB_cursor *cur;
 		MDB_val k, v;
 		uint8_t key[8];
+		uint64_t id = before;
 		unsigned n = 0;
 		int mrc;
 
@@ -261,12 +278,17 @@ store_run_list(struct store *st, const struct store_run_filter *f,
 		k.mv_data = key;
 		k.mv_size = 8;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
-		               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+		if (mrc == 0 || mrc == MDB_NOTFOUND)
+			mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+			               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
 		for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
 			Dbtd__Run *run;
-			if (store_unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)&run) < 0)
-				continue;
+			id = k.mv_size == 8 ? get_be64(k.mv_data) : 0;
+			rc = store_unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)&run);
+			if (rc < 0) {
+				store_damage(st, rc, "database runs, run %llu", (unsigned long long)id);
+				break;
+			}
 			if (!run_matches(run, f)) {
 				dbtd__run__free_unpacked(run, NULL);
 				continue;
@@ -276,9 +298,12 @@ store_run_list(struct store *st, const struct store_run_filter *f,
 			if (rc)
 				break;
 		}
+		if (rc == 0 && n < limit)
+			rc = store_damage(st, store_cursor_end(mrc), "database runs, the page before "
+			                  "run %llu", (unsigned long long)id);
 		mdb_cursor_close(cur);
 	} else {
-		rc = walk_index(st, txn, dbi, prefix, plen, f, before, limit, fn, arg);
+		rc = walk_index(st, txn, dbi, name, prefix, plen, f, before, limit, fn, arg);
 	}
 	return store_op_end(st, txn, 0, rc);
 }
@@ -291,7 +316,7 @@ store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *
 	MDB_val k, v;
 	uint64_t *ids = NULL;
 	size_t n = 0, cap = 0;
-	int rc = store_op_begin(st, 0, &txn), mrc;
+	int rc = store_op_begin(st, 0, &txn), mrc, drc = 0;
 
 	if (rc < 0)
 		return rc;
@@ -308,19 +333,31 @@ store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *
 			}
 			ids = p;
 		}
-		ids[n++] = get_be64(k.mv_data);
+		ids[n++] = k.mv_size == 8 ? get_be64(k.mv_data) : 0;
 	}
+	/* a damaged page: the entries read before it are settled all the same */
+	if (rc == 0)
+		drc = store_damage(st, store_cursor_end(mrc), "database runs_active, the page "
+		                   "after %zu entries", n);
 	mdb_cursor_close(cur);
 	store_op_end(st, txn, 0, 0);
-	/* fn may write (e.g. mark a run Failed): call it outside the read. */
+	/*
+	 * fn may write (e.g. mark a run Failed): call it outside the read.  An
+	 * active run that cannot be read is logged (store_damage) and left out:
+	 * the others are settled all the same.
+	 */
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		Dbtd__Run *run;
-		if (store_run_get(st, ids[i], &run) < 0)
+		int grc = store_run_get(st, ids[i], &run);
+		if (grc == -ENOENT)
+			store_damage(st, STORE_EDAMAGED, "database runs_active, an entry for run %llu, "
+			             "which database runs does not hold", (unsigned long long)ids[i]);
+		if (grc < 0)
 			continue;
 		rc = fn(arg, run);
 	}
 	free(ids);
-	return rc;
+	return rc ? rc : drc;
 }
 
 uint64_t
