@@ -83,6 +83,9 @@ store_op_begin(struct store *st, int write, MDB_txn **txn)
 {
 	int rc;
 
+	*txn = NULL;
+	if (st->batch_broken)
+		return STORE_EDAMAGED; /* until the commit that drops the broken batch */
 	if (st->grow_wanted && st->batch == NULL && st->in_ops == 0)
 		map_maybe_grow(st);
 	if (st->group && write && st->batch == NULL) {
@@ -93,14 +96,17 @@ store_op_begin(struct store *st, int write, MDB_txn **txn)
 	if (st->batch) {
 		if (!write) {
 			*txn = st->batch;
+			st->op_txn = st->batch;
 			return 0;
 		}
 		rc = map_rc(mdb_txn_begin(st->env, st->batch, 0, txn));
 	} else {
 		rc = txn_begin(st, write ? 0 : MDB_RDONLY, txn);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		st->in_ops++;
+		st->op_txn = *txn;
+	}
 	return rc;
 }
 
@@ -111,6 +117,8 @@ store_op_begin(struct store *st, int write, MDB_txn **txn)
 int
 store_op_end(struct store *st, MDB_txn *txn, int write, int rc)
 {
+	if (txn == st->op_txn)
+		st->op_txn = NULL;
 	if (txn == st->batch)
 		return rc;
 	st->in_ops--;
@@ -340,7 +348,12 @@ store_commit(struct store *st)
 	st->state_dirty = 0;
 	st->log_bytes = 0;
 	st->log_since_ms = 0;
-	if (st->fail_n > 0) {
+	if (st->batch_broken) {
+		/* a guarded operation was cut short inside it: its state is unknown */
+		st->batch_broken = 0;
+		mdb_txn_abort(txn);
+		rc = STORE_EDAMAGED;
+	} else if (st->fail_n > 0) {
 		st->fail_n--;
 		mdb_txn_abort(txn);
 		rc = st->fail_rc;
@@ -398,11 +411,67 @@ store_pack_val(const ProtobufCMessage *msg, MDB_val *v)
 	return 0;
 }
 
+/*
+ * Where LMDB mapped the file: the mapping in /proc/self/maps that holds a
+ * record just read (mdb_env_info gives no address unless MDB_FIXEDMAP).
+ * Without /proc, st->map stays NULL and values are not checked.
+ */
+static int
+find_map(struct store *st)
+{
+	MDB_txn *txn;
+	MDB_val k = { 6, (void *)"format" }, v;
+	MDB_stat ms;
+	FILE *fp;
+	char line[512];
+	int rc = txn_begin(st, MDB_RDONLY, &txn);
+
+	if (rc < 0)
+		return rc;
+	rc = map_rc(mdb_get(txn, st->meta, &k, &v));
+	if (rc == 0)
+		rc = map_rc(mdb_env_stat(st->env, &ms));
+	if (rc == 0 && (fp = fopen("/proc/self/maps", "re")) != NULL) {
+		uintptr_t a = (uintptr_t)v.mv_data;
+		while (fgets(line, sizeof(line), fp)) {
+			unsigned long lo, hi;
+			if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+				st->map = (const char *)lo;
+				st->psize = ms.ms_psize;
+				break;
+			}
+		}
+		fclose(fp);
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+store_val_ok(struct store *st, const MDB_val *v)
+{
+	MDB_envinfo info;
+	const char *p = v->mv_data;
+	size_t end;
+
+	if (v->mv_size == 0)
+		return 1;
+	if (st->map == NULL || p < st->map || p >= st->map + STORE_MAP_SIZE)
+		return 1; /* nothing to check against, or a page a write copied to memory */
+	if (mdb_env_info(st->env, &info) != 0)
+		return 1;
+	end = (info.me_last_pgno + 1) * st->psize;
+	return (size_t)(p - st->map) <= end && v->mv_size <= end - (size_t)(p - st->map);
+}
+
 /* Unpack a stored record; -EBADMSG when it does not decode. */
 int
-store_unpack_val(const ProtobufCMessageDescriptor *desc, const MDB_val *v,
-           ProtobufCMessage **out)
+store_unpack_val(struct store *st, const ProtobufCMessageDescriptor *desc, const MDB_val *v,
+                 ProtobufCMessage **out)
 {
+	*out = NULL;
+	if (!store_val_ok(st, v))
+		return -EBADMSG;
 	*out = protobuf_c_message_unpack(desc, NULL, v->mv_size, v->mv_data);
 	return *out ? 0 : -EBADMSG;
 }
@@ -544,6 +613,7 @@ store_open(struct store **out, const char *dir, char **why)
 		if (mdb_env_info(st->env, &info) == 0)
 			st->map_size = info.me_mapsize; /* at least what the file holds */
 	}
+	store_guard_install(st);
 	rc = txn_begin(st, 0, &txn);
 	if (rc < 0)
 		goto fail;
@@ -567,6 +637,8 @@ store_open(struct store **out, const char *dir, char **why)
 		goto fail;
 	rc = txn_commit(txn);
 	txn = NULL;
+	if (rc == 0)
+		rc = find_map(st);
 	if (rc < 0)
 		goto fail;
 	*out = st;
@@ -581,8 +653,8 @@ fail:
 	return rc;
 }
 
-int
-store_format_info(struct store *st, Dbtd__StoreFormat **out)
+static int
+format_info_op(struct store *st, Dbtd__StoreFormat **out)
 {
 	MDB_txn *txn;
 	int rc = store_op_begin(st, 0, &txn);
@@ -689,8 +761,8 @@ obj_write(struct store *st, MDB_txn *txn, enum store_kind kind, MDB_val *key,
 	return rc;
 }
 
-int
-store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
+static int
+obj_add_op(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
               const char *name, uint64_t *idp)
 {
 	MDB_txn *txn;
@@ -712,8 +784,8 @@ store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
 	return store_op_end(st, txn, 1, rc);
 }
 
-int
-store_obj_put(struct store *st, enum store_kind kind, uint64_t id, const ProtobufCMessage *msg)
+static int
+obj_put_op(struct store *st, enum store_kind kind, uint64_t id, const ProtobufCMessage *msg)
 {
 	MDB_txn *txn;
 	uint8_t key[8];
@@ -745,13 +817,13 @@ obj_get_txn(struct store *st, MDB_txn *txn, enum store_kind kind,
 	int rc = map_rc(mdb_get(txn, st->obj[kind], key, &v));
 
 	if (rc == 0)
-		rc = store_unpack_val(obj_desc[kind], &v, out);
+		rc = store_unpack_val(st, obj_desc[kind], &v, out);
 	return store_damage(st, rc, "database %s, record %llu", obj_db_names[kind],
 	                    (unsigned long long)key_id(key));
 }
 
-int
-store_obj_get(struct store *st, enum store_kind kind, uint64_t id,
+static int
+obj_get_op(struct store *st, enum store_kind kind, uint64_t id,
               ProtobufCMessage **out)
 {
 	MDB_txn *txn;
@@ -766,8 +838,8 @@ store_obj_get(struct store *st, enum store_kind kind, uint64_t id,
 	return store_op_end(st, txn, 0, rc);
 }
 
-int
-store_obj_find(struct store *st, enum store_kind kind, const char *name,
+static int
+obj_find_op(struct store *st, enum store_kind kind, const char *name,
                ProtobufCMessage **out)
 {
 	MDB_txn *txn;
@@ -796,13 +868,14 @@ store_obj_find(struct store *st, enum store_kind kind, const char *name,
 	return store_op_end(st, txn, 0, rc);
 }
 
-int
-store_obj_list(struct store *st, enum store_kind kind,
+static int
+obj_list_op(struct store *st, enum store_kind kind,
                int (*fn)(void *arg, ProtobufCMessage *msg), void *arg)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	MDB_val k = { 0, NULL }, v;
+	MDB_val k, v;
+	uint64_t last = 0;
 	int rc = store_op_begin(st, 0, &txn), mrc;
 
 	if (rc < 0)
@@ -813,7 +886,13 @@ store_obj_list(struct store *st, enum store_kind kind,
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		ProtobufCMessage *msg;
-		rc = store_unpack_val(obj_desc[kind], &v, &msg);
+		if (k.mv_size != 8) {
+			rc = store_damage(st, STORE_EDAMAGED, "database %s, the page after record %llu",
+			                  obj_db_names[kind], (unsigned long long)last);
+			break;
+		}
+		last = key_id(&k);
+		rc = store_unpack_val(st, obj_desc[kind], &v, &msg);
 		if (rc < 0) {
 			store_damage(st, rc, "database %s, record %llu", obj_db_names[kind],
 			             (unsigned long long)key_id(&k));
@@ -825,13 +904,13 @@ store_obj_list(struct store *st, enum store_kind kind,
 	}
 	if (rc == 0)
 		rc = store_damage(st, store_cursor_end(mrc), "database %s, the page after record %llu",
-		                  obj_db_names[kind], (unsigned long long)key_id(&k));
+		                  obj_db_names[kind], (unsigned long long)last);
 	mdb_cursor_close(cur);
 	return store_op_end(st, txn, 0, rc);
 }
 
-int
-store_obj_remove(struct store *st, enum store_kind kind, uint64_t id,
+static int
+obj_remove_op(struct store *st, enum store_kind kind, uint64_t id,
                  const char *name)
 {
 	MDB_txn *txn;
@@ -846,4 +925,51 @@ store_obj_remove(struct store *st, enum store_kind kind, uint64_t id,
 	if (rc == 0)
 		rc = map_rc(mdb_del(txn, st->names[kind], &nk, NULL));
 	return store_op_end(st, txn, 1, rc);
+}
+
+int
+store_obj_add(struct store *st, enum store_kind kind, ProtobufCMessage *msg,
+              const char *name, uint64_t *idp)
+{
+	STORE_GUARDED(st, obj_add_op(st, kind, msg, name, idp), "database %s, adding \"%s\"", obj_db_names[kind], name);
+}
+
+int
+store_obj_put(struct store *st, enum store_kind kind, uint64_t id, const ProtobufCMessage *msg)
+{
+	STORE_GUARDED(st, obj_put_op(st, kind, id, msg), "database %s, record %llu", obj_db_names[kind], (unsigned long long)id);
+}
+
+int
+store_obj_get(struct store *st, enum store_kind kind, uint64_t id,
+              ProtobufCMessage **out)
+{
+	STORE_GUARDED(st, obj_get_op(st, kind, id, out), "database %s, record %llu", obj_db_names[kind], (unsigned long long)id);
+}
+
+int
+store_obj_find(struct store *st, enum store_kind kind, const char *name,
+               ProtobufCMessage **out)
+{
+	STORE_GUARDED(st, obj_find_op(st, kind, name, out), "database %s, the entry of \"%s\"", name_db_names[kind], name);
+}
+
+int
+store_obj_list(struct store *st, enum store_kind kind,
+               int (*fn)(void *arg, ProtobufCMessage *msg), void *arg)
+{
+	STORE_GUARDED(st, obj_list_op(st, kind, fn, arg), "database %s", obj_db_names[kind]);
+}
+
+int
+store_obj_remove(struct store *st, enum store_kind kind, uint64_t id,
+                 const char *name)
+{
+	STORE_GUARDED(st, obj_remove_op(st, kind, id, name), "database %s, record %llu", obj_db_names[kind], (unsigned long long)id);
+}
+
+int
+store_format_info(struct store *st, Dbtd__StoreFormat **out)
+{
+	STORE_GUARDED(st, format_info_op(st, out), "database meta, the format record");
 }

@@ -13,17 +13,21 @@
 #define DBTD_STORE_INT_H
 
 #include <lmdb.h>
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "store.h"
 #include "store_format.h"
 
 struct store {
 	MDB_env *env;
+	const char *map;  /* where LMDB maps the file, and its page size (store_val_ok) */
+	size_t psize;
 	char *dir;        /* the state directory, for messages */
-	char damage[384]; /* where the last damage was met (store_damage) */
-	char errbuf[1024]; /* store_error's sentence */
+	char damage[512]; /* where the last damage was met (store_damage) */
+	char errbuf[1280]; /* store_error's sentence */
 	MDB_dbi obj[3], names[3];
 	MDB_dbi runs, runs_active, logs;
 	MDB_dbi by_job, by_status, by_trigger, by_branch; /* run indexes */
@@ -31,6 +35,8 @@ struct store {
 	MDB_dbi meta;     /* format record and id counters (store_format.h) */
 	int group;        /* group commit: writes go into `batch` */
 	MDB_txn *batch;   /* the open group transaction, or NULL */
+	int batch_broken; /* a guarded operation inside it was cut short: it is lost */
+	MDB_txn *op_txn;  /* the transaction of the operation under way (store_op_begin) */
 	int state_dirty;  /* the batch holds more than log lines */
 	size_t log_bytes; /* log bytes in the batch */
 	int64_t log_since_ms; /* when the first of them came */
@@ -132,11 +138,66 @@ store_cursor_end(int mrc)
 	return mrc == MDB_NOTFOUND ? 0 : store_format_map_rc(mrc);
 }
 
+/*
+ * A guarded store operation (store_guard.c): LMDB asserting or a fault in
+ * the map while it runs comes back here as STORE_EDAMAGED.
+ */
+struct store_guard {
+	sigjmp_buf jb;
+	struct store *st;
+	struct store_guard *prev;
+	char what[160];   /* what the operation reads ("database runs, run 42") */
+	char why[320];    /* what stopped it */
+};
+
+/* store_guard_install - LMDB's assert callback and the fault handlers (store_open). */
+void store_guard_install(struct store *st);
+
+/* store_guard_push / _pop - enter and leave a guarded operation. */
+void store_guard_push(struct store *st, struct store_guard *g);
+void store_guard_pop(struct store_guard *g);
+
+/*
+ * store_guard_caught - after the jump back: end the operation's
+ * transaction (a batch it was part of is lost at the next commit), note
+ * the damage; STORE_EDAMAGED.
+ */
+int store_guard_caught(struct store_guard *g);
+
+/*
+ * STORE_GUARDED - return the result of call (an int expression), run as a
+ * guarded operation that reads what the printf arguments say.
+ */
+#define STORE_GUARDED(st, call, ...)                                           \
+	do {                                                                   \
+		struct store_guard g_;                                         \
+		int rc_;                                                       \
+		store_guard_push((st), &g_);                                   \
+		snprintf(g_.what, sizeof(g_.what), __VA_ARGS__);               \
+		if (sigsetjmp(g_.jb, 1) == 0) {                                \
+			rc_ = (call);                                          \
+			store_guard_pop(&g_);                                  \
+		} else {                                                       \
+			rc_ = store_guard_caught(&g_);                         \
+		}                                                              \
+		return rc_;                                                    \
+	} while (0)
+
 /* store_pack_val - msg packed into a new buffer: its MDB_val.  0 or -ENOMEM. */
 int store_pack_val(const ProtobufCMessage *msg, MDB_val *v);
 
-/* store_unpack_val - unpack a stored record; -EBADMSG when it does not decode. */
-int store_unpack_val(const ProtobufCMessageDescriptor *desc, const MDB_val *v,
+/*
+ * store_val_ok - does a value LMDB gave lie inside the store's file?  A
+ * damaged page can give a size or an address past its end, and reading
+ * there would take dbtd down (SIGBUS).
+ */
+int store_val_ok(struct store *st, const MDB_val *v);
+
+/*
+ * store_unpack_val - unpack a stored record; -EBADMSG when it does not
+ * decode or does not lie inside the file (store_val_ok).
+ */
+int store_unpack_val(struct store *st, const ProtobufCMessageDescriptor *desc, const MDB_val *v,
                      ProtobufCMessage **out);
 
 /*

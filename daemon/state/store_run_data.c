@@ -41,22 +41,8 @@ log_put(struct store *st, uint64_t run_id, uint32_t step, uint32_t seq,
 	return store_op_end(st, txn, 2, rc);
 }
 
-int
-store_log_append(struct store *st, uint64_t run_id, uint32_t step,
-                 uint32_t seq, const uint8_t *data, size_t len)
-{
-	return log_put(st, run_id, step, seq, data, len, 0);
-}
-
-int
-store_log_note(struct store *st, uint64_t run_id, uint32_t step,
-               uint32_t seq, const uint8_t *data, size_t len)
-{
-	return log_put(st, run_id, step, seq, data, len, 1);
-}
-
-int
-store_log_read(struct store *st, uint64_t run_id, uint32_t step,
+static int
+log_read_op(struct store *st, uint64_t run_id, uint32_t step,
                struct store_log_pos *pos, size_t budget,
                int (*fn)(void *arg, uint32_t step, uint32_t seq, const uint8_t *data,
                          size_t len), void *arg)
@@ -91,14 +77,22 @@ store_log_read(struct store *st, uint64_t run_id, uint32_t step,
 		const uint8_t *kp = k.mv_data;
 		uint32_t kstep, kseq;
 		size_t bad;
-		if (k.mv_size != 16 || get_be64(kp) != run_id)
+		if (k.mv_size != 16) {
+			/* every key of logs is 16 bytes: this one is read off a damaged page */
+			rc = store_damage(st, STORE_EDAMAGED, "database logs, run %llu, the page after "
+			                  "chunk %u of step %u", (unsigned long long)run_id, pos->seq,
+			                  pos->step);
+			break;
+		}
+		if (get_be64(kp) != run_id)
 			break;
 		kstep = get_be32(kp + 8);
 		kseq = get_be32(kp + 12);
 		if (step && kstep != step)
 			break;
 		/* a reader never gets a chunk whose records do not frame: no short log */
-		if (logrec_check(v.mv_data, v.mv_size, &bad) < 0) {
+		bad = 0;
+		if (!store_val_ok(st, &v) || logrec_check(v.mv_data, v.mv_size, &bad) < 0) {
 			rc = store_damage(st, -EBADMSG, "database logs, chunk %u of step %u of run %llu "
 			                  "(%zu bytes; the log record at byte %zu runs past its end)",
 			                  kseq, kstep, (unsigned long long)run_id, v.mv_size, bad);
@@ -119,8 +113,8 @@ store_log_read(struct store *st, uint64_t run_id, uint32_t step,
 	return store_op_end(st, txn, 0, rc < 0 ? rc : n);
 }
 
-int
-store_lineage_put(struct store *st, uint64_t run_id, const Dbtd__Lineage *l)
+static int
+lineage_put_op(struct store *st, uint64_t run_id, const Dbtd__Lineage *l)
 {
 	MDB_txn *txn;
 	uint8_t key[8];
@@ -138,8 +132,8 @@ store_lineage_put(struct store *st, uint64_t run_id, const Dbtd__Lineage *l)
 	return rc;
 }
 
-int
-store_lineage_get(struct store *st, uint64_t run_id, Dbtd__Lineage **out)
+static int
+lineage_get_op(struct store *st, uint64_t run_id, Dbtd__Lineage **out)
 {
 	MDB_txn *txn;
 	uint8_t key[8];
@@ -151,7 +145,7 @@ store_lineage_get(struct store *st, uint64_t run_id, Dbtd__Lineage **out)
 	put_be64(key, run_id);
 	rc = map_rc(mdb_get(txn, st->lineage, &k, &v));
 	if (rc == 0)
-		rc = store_unpack_val(&dbtd__lineage__descriptor, &v, (ProtobufCMessage **)out);
+		rc = store_unpack_val(st, &dbtd__lineage__descriptor, &v, (ProtobufCMessage **)out);
 	store_damage(st, rc, "database lineage, the graph of run %llu", (unsigned long long)run_id);
 	return store_op_end(st, txn, 0, rc);
 }
@@ -169,8 +163,8 @@ artifact_key(uint8_t *key, size_t cap, uint64_t run_id, const char *path)
 	return 8 + n;
 }
 
-int
-store_artifact_put(struct store *st, uint64_t run_id, const Dbtd__Artifact *a)
+static int
+artifact_put_op(struct store *st, uint64_t run_id, const Dbtd__Artifact *a)
 {
 	MDB_txn *txn;
 	uint8_t key[INDEX_KEY_MAX + 8];
@@ -190,8 +184,8 @@ store_artifact_put(struct store *st, uint64_t run_id, const Dbtd__Artifact *a)
 	return rc;
 }
 
-int
-store_artifact_get(struct store *st, uint64_t run_id, const char *path, Dbtd__Artifact **out)
+static int
+artifact_get_op(struct store *st, uint64_t run_id, const char *path, Dbtd__Artifact **out)
 {
 	MDB_txn *txn;
 	uint8_t key[INDEX_KEY_MAX + 8];
@@ -206,13 +200,13 @@ store_artifact_get(struct store *st, uint64_t run_id, const char *path, Dbtd__Ar
 		return rc;
 	rc = map_rc(mdb_get(txn, st->artifacts, &k, &v));
 	if (rc == 0)
-		rc = store_unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)out);
+		rc = store_unpack_val(st, &dbtd__artifact__descriptor, &v, (ProtobufCMessage **)out);
 	store_damage(st, rc, "database artifacts, %s of run %llu", path, (unsigned long long)run_id);
 	return store_op_end(st, txn, 0, rc);
 }
 
-int
-store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_t max,
+static int
+artifacts_page_op(struct store *st, uint64_t run_id, const char *after, size_t max,
                      int (*fn)(void *arg, Dbtd__Artifact *a), void *arg, int *more)
 {
 	MDB_txn *txn;
@@ -242,7 +236,12 @@ store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		Dbtd__Artifact *a;
-		if (k.mv_size < 8 || get_be64(k.mv_data) != run_id)
+		if (k.mv_size <= 8) {
+			rc = store_damage(st, STORE_EDAMAGED, "database artifacts, run %llu, the page "
+			                  "after %d records", (unsigned long long)run_id, n);
+			break;
+		}
+		if (get_be64(k.mv_data) != run_id)
 			break;
 		if (rc != 0 || (size_t)n == max) {
 			/* the page is full or fn had enough: only say whether more follow */
@@ -250,7 +249,7 @@ store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_
 				*more = 1;
 			break;
 		}
-		rc = store_unpack_val(&dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a);
+		rc = store_unpack_val(st, &dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a);
 		if (rc < 0) {
 			store_damage(st, rc, "database artifacts, run %llu, the record of %.*s",
 			             (unsigned long long)run_id, (int)(k.mv_size - 8),
@@ -277,4 +276,60 @@ store_artifacts_list(struct store *st, uint64_t run_id,
 	int rc = store_artifacts_page(st, run_id, NULL, SIZE_MAX, fn, arg, NULL);
 
 	return rc < 0 ? rc : 0;
+}
+
+int
+store_log_append(struct store *st, uint64_t run_id, uint32_t step,
+                 uint32_t seq, const uint8_t *data, size_t len)
+{
+	STORE_GUARDED(st, log_put(st, run_id, step, seq, data, len, 0), "database logs, run %llu",
+	              (unsigned long long)run_id);
+}
+
+int
+store_log_note(struct store *st, uint64_t run_id, uint32_t step,
+               uint32_t seq, const uint8_t *data, size_t len)
+{
+	STORE_GUARDED(st, log_put(st, run_id, step, seq, data, len, 1), "database logs, run %llu",
+	              (unsigned long long)run_id);
+}
+
+int
+store_log_read(struct store *st, uint64_t run_id, uint32_t step,
+               struct store_log_pos *pos, size_t budget,
+               int (*fn)(void *arg, uint32_t step, uint32_t seq, const uint8_t *data,
+                         size_t len), void *arg)
+{
+	STORE_GUARDED(st, log_read_op(st, run_id, step, pos, budget, fn, arg), "database logs, run %llu", (unsigned long long)run_id);
+}
+
+int
+store_lineage_put(struct store *st, uint64_t run_id, const Dbtd__Lineage *l)
+{
+	STORE_GUARDED(st, lineage_put_op(st, run_id, l), "database lineage, run %llu", (unsigned long long)run_id);
+}
+
+int
+store_lineage_get(struct store *st, uint64_t run_id, Dbtd__Lineage **out)
+{
+	STORE_GUARDED(st, lineage_get_op(st, run_id, out), "database lineage, run %llu", (unsigned long long)run_id);
+}
+
+int
+store_artifact_put(struct store *st, uint64_t run_id, const Dbtd__Artifact *a)
+{
+	STORE_GUARDED(st, artifact_put_op(st, run_id, a), "database artifacts, run %llu", (unsigned long long)run_id);
+}
+
+int
+store_artifact_get(struct store *st, uint64_t run_id, const char *path, Dbtd__Artifact **out)
+{
+	STORE_GUARDED(st, artifact_get_op(st, run_id, path, out), "database artifacts, run %llu", (unsigned long long)run_id);
+}
+
+int
+store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_t max,
+                     int (*fn)(void *arg, Dbtd__Artifact *a), void *arg, int *more)
+{
+	STORE_GUARDED(st, artifacts_page_op(st, run_id, after, max, fn, arg, more), "database artifacts, run %llu", (unsigned long long)run_id);
 }

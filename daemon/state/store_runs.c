@@ -99,8 +99,8 @@ run_put_txn(struct store *st, MDB_txn *txn, const Dbtd__Run *run, Dbtd__RunStatu
 	return rc == -ENOENT ? 0 : rc;
 }
 
-int
-store_run_create(struct store *st, Dbtd__Run *run)
+static int
+run_create_op(struct store *st, Dbtd__Run *run)
 {
 	MDB_txn *txn;
 	int rc = store_op_begin(st, 1, &txn);
@@ -124,12 +124,12 @@ run_get_txn(struct store *st, MDB_txn *txn, uint64_t id, Dbtd__Run **out)
 	put_be64(key, id);
 	rc = map_rc(mdb_get(txn, st->runs, &k, &v));
 	if (rc == 0)
-		rc = store_unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)out);
+		rc = store_unpack_val(st, &dbtd__run__descriptor, &v, (ProtobufCMessage **)out);
 	return store_damage(st, rc, "database runs, run %llu", (unsigned long long)id);
 }
 
-int
-store_run_put(struct store *st, const Dbtd__Run *run)
+static int
+run_put_op(struct store *st, const Dbtd__Run *run)
 {
 	Dbtd__Run *prev = NULL;
 	Dbtd__RunStatus old;
@@ -147,8 +147,8 @@ store_run_put(struct store *st, const Dbtd__Run *run)
 	return store_op_end(st, txn, 1, rc);
 }
 
-int
-store_run_get(struct store *st, uint64_t id, Dbtd__Run **out)
+static int
+run_get_op(struct store *st, uint64_t id, Dbtd__Run **out)
 {
 	MDB_txn *txn;
 	int rc = store_op_begin(st, 0, &txn);
@@ -201,6 +201,11 @@ walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name,
 		               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
 		Dbtd__Run *run;
+		if (k.mv_size < 9) { /* every index key is a prefix and a run id */
+			rc = store_damage(st, STORE_EDAMAGED, "database %s, the page before the entry "
+			                  "of run %llu", name, (unsigned long long)id);
+			break;
+		}
 		if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
 		id = get_be64((uint8_t *)k.mv_data + plen);
@@ -227,8 +232,8 @@ walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name,
 	return rc;
 }
 
-int
-store_run_list(struct store *st, const struct store_run_filter *f,
+static int
+run_list_op(struct store *st, const struct store_run_filter *f,
                uint64_t before, unsigned limit,
                int (*fn)(void *arg, Dbtd__Run *run), void *arg)
 {
@@ -283,8 +288,13 @@ store_run_list(struct store *st, const struct store_run_filter *f,
 			               : mdb_cursor_get(cur, &k, &v, MDB_LAST);
 		for (; mrc == 0 && n < limit; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
 			Dbtd__Run *run;
-			id = k.mv_size == 8 ? get_be64(k.mv_data) : 0;
-			rc = store_unpack_val(&dbtd__run__descriptor, &v, (ProtobufCMessage **)&run);
+			if (k.mv_size != 8) {
+				rc = store_damage(st, STORE_EDAMAGED, "database runs, the page before "
+				                  "run %llu", (unsigned long long)id);
+				break;
+			}
+			id = get_be64(k.mv_data);
+			rc = store_unpack_val(st, &dbtd__run__descriptor, &v, (ProtobufCMessage **)&run);
 			if (rc < 0) {
 				store_damage(st, rc, "database runs, run %llu", (unsigned long long)id);
 				break;
@@ -308,8 +318,8 @@ store_run_list(struct store *st, const struct store_run_filter *f,
 	return store_op_end(st, txn, 0, rc);
 }
 
-int
-store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+static int
+runs_active_op(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
@@ -360,29 +370,77 @@ store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *
 	return rc ? rc : drc;
 }
 
-uint64_t
-store_job_active_run(struct store *st, uint64_t job_id)
+/* The job's Queued/Running run into *found (0: none); damage is logged, not fatal. */
+static int
+job_active_run_op(struct store *st, uint64_t job_id, uint64_t *found)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	uint64_t found = 0;
 	int mrc;
 
 	if (store_op_begin(st, 0, &txn) < 0)
 		return 0;
 	if (mdb_cursor_open(txn, st->runs_active, &cur) == 0) {
-		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !found;
+		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !*found;
 		     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 			Dbtd__Run *run;
-			if (run_get_txn(st, txn, get_be64(k.mv_data), &run) < 0)
+			if (k.mv_size != 8 || run_get_txn(st, txn, get_be64(k.mv_data), &run) < 0)
 				continue;
 			if (run->job_id == job_id && run_is_active(run->status))
-				found = run->id;
+				*found = run->id;
 			dbtd__run__free_unpacked(run, NULL);
 		}
 		mdb_cursor_close(cur);
 	}
 	store_op_end(st, txn, 0, 0);
+	return 0;
+}
+
+/* store_job_active_run as a guarded operation. */
+static int
+job_active_run_guarded(struct store *st, uint64_t job_id, uint64_t *found)
+{
+	STORE_GUARDED(st, job_active_run_op(st, job_id, found), "database runs_active");
+}
+
+uint64_t
+store_job_active_run(struct store *st, uint64_t job_id)
+{
+	uint64_t found = 0;
+
+	job_active_run_guarded(st, job_id, &found);
 	return found;
+}
+
+int
+store_run_create(struct store *st, Dbtd__Run *run)
+{
+	STORE_GUARDED(st, run_create_op(st, run), "database runs, a new run");
+}
+
+int
+store_run_put(struct store *st, const Dbtd__Run *run)
+{
+	STORE_GUARDED(st, run_put_op(st, run), "database runs, run %llu", (unsigned long long)run->id);
+}
+
+int
+store_run_get(struct store *st, uint64_t id, Dbtd__Run **out)
+{
+	STORE_GUARDED(st, run_get_op(st, id, out), "database runs, run %llu", (unsigned long long)id);
+}
+
+int
+store_run_list(struct store *st, const struct store_run_filter *f,
+               uint64_t before, unsigned limit,
+               int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+{
+	STORE_GUARDED(st, run_list_op(st, f, before, limit, fn, arg), "database runs and its indexes, listing runs");
+}
+
+int
+store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *arg)
+{
+	STORE_GUARDED(st, runs_active_op(st, fn, arg), "database runs_active");
 }
