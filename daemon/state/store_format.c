@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "names.h"
+#include "store_file.h"
 #include "store_format.h"
 #include "util.h"
 
@@ -482,6 +483,12 @@ store_format_migrate(const char *dir, const struct store_migration *tab, size_t 
 	*why = NULL;
 	if (!store_exists(dir))
 		return 0; /* a new store: store_open writes its format record */
+	/* not LMDB, another LMDB version, truncated, another program's: said exactly */
+	rc = store_file_probe(dir, why);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
 	/* first read only: a store of a newer format is not written at all */
 	rc = store_format_read(dir, &old);
 	if (rc < 0) {
