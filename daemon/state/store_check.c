@@ -3,96 +3,27 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "logrec.h"
 #include "names.h"
 #include "store_check.h"
+#include "store_file.h"
 #include "store_format.h"
+#include "store_walk.h"
 
-/* A database whose records are checked, and how. */
-struct checked_db {
-	const char *db;     /* LMDB name */
-	const char *count;  /* name in the report's counts */
-	const ProtobufCMessageDescriptor *desc; /* records are this message; NULL: log chunks */
+/* The report's counts: its name, and the database counted. */
+static const struct { const char *count, *db; } counted[] = {
+	{ "projects", "projects" }, { "environments", "environments" }, { "jobs", "jobs" },
+	{ "runs", "runs" }, { "log_chunks", "logs" }, { "artifacts", "artifacts" },
+	{ "lineage", "lineage" },
 };
-
-static const struct checked_db checked[] = {
-	{ "projects", "projects", &dbtd__project__descriptor },
-	{ "environments", "environments", &dbtd__environment__descriptor },
-	{ "jobs", "jobs", &dbtd__job__descriptor },
-	{ "runs", "runs", &dbtd__run__descriptor },
-	{ "logs", "log_chunks", NULL },
-	{ "artifacts", "artifacts", &dbtd__artifact__descriptor },
-	{ "lineage", "lineage", &dbtd__lineage__descriptor },
-};
-#define NCHECKED (sizeof(checked) / sizeof(checked[0]))
-
-/* Does a stored log chunk decode as log records? */
-static int
-chunk_ok(const MDB_val *v)
-{
-	size_t off = 0;
-	struct logrec rec;
-	int r;
-
-	while ((r = logrec_next(v->mv_data, v->mv_size, &off, &rec)) == 1)
-		;
-	return r == 0;
-}
-
-/* Count and decode the records of one database; problems are appended. */
-static int
-check_db(MDB_txn *txn, const struct checked_db *c, size_t *count, json_t *problems)
-{
-	MDB_dbi dbi;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	size_t bad = 0;
-	int rc = mdb_dbi_open(txn, c->db, 0, &dbi);
-
-	*count = 0;
-	if (rc == MDB_NOTFOUND)
-		return 0; /* a store that never had one */
-	if (rc == 0)
-		rc = mdb_cursor_open(txn, dbi, &cur);
-	if (rc)
-		return store_format_map_rc(rc);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		int ok;
-		(*count)++;
-		if (c->desc) {
-			ProtobufCMessage *m = protobuf_c_message_unpack(c->desc, NULL, v.mv_size,
-			                                                v.mv_data);
-			ok = m != NULL;
-			if (m)
-				protobuf_c_message_free_unpacked(m, NULL);
-		} else {
-			ok = chunk_ok(&v);
-		}
-		if (!ok && bad++ < 10) {
-			char msg[160];
-			uint64_t id = 0;
-			for (size_t i = 0; i < 8 && i < k.mv_size; i++)
-				id = id << 8 | ((const uint8_t *)k.mv_data)[i];
-			snprintf(msg, sizeof(msg), "%s: the record with key %llu... does not decode",
-			         c->db, (unsigned long long)id);
-			json_array_append_new(problems, json_string(msg));
-		}
-	}
-	mdb_cursor_close(cur);
-	if (bad > 10) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "%s: %zu records in all do not decode", c->db, bad);
-		json_array_append_new(problems, json_string(msg));
-	}
-	return rc == MDB_NOTFOUND ? 0 : store_format_map_rc(rc);
-}
 
 /* The id counters (format 2), as the next id each kind gets. */
 static void
@@ -190,31 +121,113 @@ print_text(json_t *r)
 		                        "%s%s", off ? ", " : "", json_string_value(v));
 	line("backups", off ? buf : "none");
 	if (json_array_size(problems) == 0) {
-		line("records", "every record decodes");
+		line("records", "every record of every database reads and agrees with the others");
 		return;
+	}
+	json_object_foreach(json_object_get(r, "databases"), key, v) {
+		json_int_t bad = json_integer_value(json_object_get(v, "damaged"));
+		if (bad == 0)
+			continue;
+		snprintf(buf, sizeof(buf), "%s: %lld of %lld records", key, (long long)bad,
+		         (long long)json_integer_value(json_object_get(v, "records")));
+		line("damaged", buf);
 	}
 	json_array_foreach(problems, i, v)
 		line("problem", json_string_value(v));
+	printf("\nThe store is damaged. Stop dbtd and restore the state directory from a backup; "
+	       "dbtd serves what still reads, and says so for what does not.\n");
+}
+
+/* The report of a file dbtd cannot open as a store: why, as text or JSON. */
+static int
+refuse(const char *dir, const char *why, int json)
+{
+	if (json) {
+		json_t *r = json_pack("{sssbs[s]}", "state_dir", dir, "opened", 0, "problems", why);
+		char *s = r ? json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+		if (s)
+			puts(s);
+		free(s);
+		json_decref(r);
+	}
+	fprintf(stderr, "dbtd check: %s\n", why);
+	return 1;
+}
+
+/*
+ * Read what the check reads outside its walk (the main database, the format
+ * record, the id counters) once in a child first: a damaged page there can
+ * make LMDB abort or a read fault, which must end the child, not the check.
+ * 0 when the child got through; else why not, in msg.
+ */
+static int
+dry_run(const char *dir, char *msg, size_t len)
+{
+	pid_t pid;
+	int status = 0;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return 0; /* no child: read them here, unguarded as before */
+	if (pid == 0) {
+		Dbtd__StoreFormat *f = NULL;
+		MDB_env *env;
+		MDB_txn *txn;
+		char *why = NULL;
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, STDERR_FILENO);
+		alarm(60); /* never hang */
+		if (store_file_probe(dir, &why) == 0 && store_format_read(dir, &f) == 0 &&
+		    store_format_env_open(dir, MDB_RDONLY, &env) == 0 &&
+		    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+			json_t *ids = json_object();
+			next_ids(txn, ids);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(status)) {
+		snprintf(msg, len, "%s/data.mdb is damaged: reading its main database or its format "
+		         "record stopped the check (%s); restore the state directory from a backup",
+		         dir, strsignal(WTERMSIG(status)));
+		return -1;
+	}
+	return 0;
 }
 
 int
 store_check(const char *dir, int json)
 {
 	Dbtd__StoreFormat *f = NULL;
-	json_t *r = NULL, *counts, *problems;
+	json_t *r = NULL, *counts, *problems, *databases;
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
+	char *why = NULL;
+	char msg[512];
+	long bad;
 	int rc, status = 1;
 
-	rc = store_format_read(dir, &f);
+	if (dry_run(dir, msg, sizeof(msg)) < 0)
+		return refuse(dir, msg, json);
+	rc = store_file_probe(dir, &why);
 	if (rc == -ENOENT) {
 		fprintf(stderr, "dbtd check: no store in %s\n", dir);
 		return 1;
 	}
 	if (rc < 0) {
-		fprintf(stderr, "dbtd check: cannot read the format of the store in %s: %s\n", dir,
-		        rc == -EBADMSG ? "its format record does not decode" : strerror(-rc));
-		return 1;
+		status = refuse(dir, why ? why : strerror(-rc), json);
+		free(why);
+		return status;
+	}
+	rc = store_format_read(dir, &f);
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "cannot read the format of the store in %s: %s", dir,
+		         rc == -EBADMSG ? "its format record does not decode" :
+		         rc == STORE_EDAMAGED ? "a page of data.mdb is damaged" : strerror(-rc));
+		return refuse(dir, msg, json);
 	}
 	if (f && f->format > STORE_FORMAT_CURRENT) {
 		fprintf(stderr, "dbtd check: the store in %s has format %u, written by %s; this %s "
@@ -225,7 +238,9 @@ store_check(const char *dir, int json)
 	r = json_object();
 	counts = json_object();
 	problems = json_array();
+	databases = json_object();
 	json_object_set_new(r, "state_dir", json_string(dir));
+	json_object_set_new(r, "opened", json_true());
 	json_object_set_new(r, "format", json_integer(f ? f->format : 1));
 	json_object_set_new(r, "max_format", json_integer(STORE_FORMAT_CURRENT));
 	json_object_set_new(r, "written_by", f ? json_string(f->written_by) : json_null());
@@ -235,30 +250,28 @@ store_check(const char *dir, int json)
 	json_object_set_new(r, "counts", counts);
 	json_object_set_new(r, "problems", problems);
 	if (f && f->migrating_from) {
-		char msg[128];
 		snprintf(msg, sizeof(msg), "a migration from format %u did not finish; the next "
 		         "start resumes it", f->migrating_from);
 		json_array_append_new(problems, json_string(msg));
 	}
-	rc = store_format_env_open(dir, MDB_RDONLY, &env);
-	if (rc == 0)
-		rc = store_format_map_rc(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
-	if (rc < 0) {
-		fprintf(stderr, "dbtd check: cannot open the store in %s: %s\n", dir, strerror(-rc));
+	/* every record of every database, in a reader process that may die of a damaged page */
+	bad = store_walk(dir, databases, problems);
+	if (bad < 0) {
+		fprintf(stderr, "dbtd check: cannot read the store in %s: %s\n", dir,
+		        strerror((int)-bad));
 		goto out;
 	}
-	for (size_t i = 0; i < NCHECKED; i++) {
-		size_t n;
-		rc = check_db(txn, &checked[i], &n, problems);
-		if (rc < 0) {
-			fprintf(stderr, "dbtd check: cannot read %s in %s: %s\n", checked[i].db, dir,
-			        strerror(-rc));
-			goto out;
-		}
-		json_object_set_new(counts, checked[i].count, json_integer((json_int_t)n));
+	for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]); i++) {
+		json_t *d = json_object_get(databases, counted[i].db);
+		json_object_set_new(counts, counted[i].count,
+		                    json_integer(d ? json_integer_value(json_object_get(d, "records")) : 0));
 	}
+	json_object_set_new(r, "damaged", json_integer(bad));
+	json_object_set_new(r, "databases", databases);
 	json_object_set_new(r, "next_ids", json_object());
-	next_ids(txn, json_object_get(r, "next_ids"));
+	rc = store_format_env_open(dir, MDB_RDONLY, &env);
+	if (rc == 0 && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0)
+		next_ids(txn, json_object_get(r, "next_ids"));
 	json_object_set_new(r, "backups", backups(dir));
 	if (json) {
 		char *s = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
