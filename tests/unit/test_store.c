@@ -1,4 +1,7 @@
-/* test_store.c - LMDB store: records round trip, names, run listing, logs. */
+/*
+ * test_store.c - LMDB store: records round trip, names, run listing, logs;
+ * reads that meet damage fail and say where.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "logrec.h"
 #include "store.h"
@@ -365,6 +369,164 @@ test_map_grows_then_keeps_room_for_states(void **state)
 	/* limits that make no sense are refused */
 	assert_int_equal(store_set_map_limits(f->st, 1024, 1 << 30), -EINVAL);
 	assert_int_equal(store_set_map_limits(f->st, 2 << 20, 1 << 20), -EINVAL);
+/* Behind the store's back: put (val) or delete (val NULL) key in database db. */
+static void
+poke(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+     size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+
+	assert_int_equal(store_format_env_open(dir, 0, &env), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	if (val)
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	else
+		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* store_run_list callback: count. */
+static int
+count_run(void *arg, Dbtd__Run *run)
+{
+	(*(int *)arg)++;
+	dbtd__run__free_unpacked(run, NULL);
+	return 0;
+}
+
+/* store_obj_list callback: count. */
+static int
+count_obj(void *arg, ProtobufCMessage *msg)
+{
+	(*(int *)arg)++;
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return 0;
+}
+
+/* The sentence for a damaged store names it, the place, and what to do. */
+static void
+assert_said(struct store *st, const char *dir, int rc, const char *where)
+{
+	const char *msg = store_error(st, rc);
+	char want[128];
+
+	assert_int_equal(store_err_kind(rc), ERR_DAMAGED);
+	snprintf(want, sizeof(want), "the store in %s is damaged", dir);
+	assert_non_null(strstr(msg, want));
+	assert_non_null(strstr(msg, where));
+	assert_non_null(strstr(msg, "dbtd check"));
+	assert_non_null(strstr(msg, "backup"));
+}
+
+/* LMDB's codes of a damaged or foreign file map to one code, never EIO. */
+static void
+test_damage_codes(void **state)
+{
+	static const int codes[] = { MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID,
+	                             MDB_VERSION_MISMATCH, MDB_CURSOR_FULL, MDB_INCOMPATIBLE };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		assert_int_equal(store_format_map_rc(codes[i]), STORE_EDAMAGED);
+		assert_int_equal(store_err_kind(store_format_map_rc(codes[i])), ERR_DAMAGED);
+		assert_null(strstr(store_strerror(STORE_EDAMAGED), "Input/output"));
+	}
+	assert_int_equal(store_err_kind(-EBADMSG), ERR_DAMAGED);
+	assert_int_equal(store_err_kind(-ENOENT), ERR_NOT_FOUND);
+	assert_string_equal(store_error(NULL, -ENOSPC), store_strerror(-ENOSPC));
+}
+
+/*
+ * Records that do not decode, a log chunk whose records do not frame and an
+ * index entry of a missing run: every read that meets one fails with the
+ * damage and where it is, never a short answer; the rest still reads.
+ */
+static void
+test_damaged_records_fail_reads(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t junk[16] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	                                  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	uint8_t key[16] = { 0 }, bad_chunk[20] = { 0 };
+	struct chunks c = { .n = 0 };
+	struct store_log_pos pos = { 0, 0 };
+	struct store_run_filter byjob = { .job = "nightly" };
+	Dbtd__Run *run;
+	ProtobufCMessage *obj;
+	uint64_t r1, r2, r3;
+	int n = 0, rc;
+
+	add_project(f->st, "shop", "/srv/git/shop");
+	add_project(f->st, "lab", "/srv/git/lab");
+	r1 = add_run(f->st, 1, "nightly", DBTD__RUN_STATUS__RUN_COMPLETED, "main");
+	r2 = add_run(f->st, 1, "nightly", DBTD__RUN_STATUS__RUN_COMPLETED, "main");
+	r3 = add_run(f->st, 1, "nightly", DBTD__RUN_STATUS__RUN_COMPLETED, "main");
+	assert_int_equal(append_line(f->st, r1, 1, 0, "first"), 0);
+	assert_int_equal(append_line(f->st, r1, 1, 1, "second"), 0);
+	assert_int_equal(append_line(f->st, r1, 1, 3, "after"), 0);
+	store_close(f->st);
+
+	/* project 2 and run r2 do not decode; chunk 2 of r1 claims 255 bytes it lacks */
+	key[7] = 2;
+	poke(f->dir, "projects", key, 8, junk, sizeof(junk));
+	key[7] = (uint8_t)r2;
+	poke(f->dir, "runs", key, 8, junk, sizeof(junk));
+	key[7] = (uint8_t)r1;
+	key[11] = 1;
+	key[15] = 2;
+	bad_chunk[12] = 0xff;
+	poke(f->dir, "logs", key, 16, bad_chunk, sizeof(bad_chunk));
+	/* run r3's record is gone; its index entries stay */
+	memset(key, 0, sizeof(key));
+	key[7] = (uint8_t)r3;
+	poke(f->dir, "runs", key, 8, NULL, 0);
+	assert_int_equal(store_open(&f->st, f->dir, NULL), 0);
+
+	rc = store_obj_get(f->st, STORE_PROJECT, 2, &obj);
+	assert_int_equal(rc, -EBADMSG);
+	assert_said(f->st, f->dir, rc, "database projects, record 2");
+	rc = store_obj_find(f->st, STORE_PROJECT, "lab", &obj);
+	assert_int_equal(rc, -EBADMSG);
+	assert_said(f->st, f->dir, rc, "database projects, record 2");
+	rc = store_obj_list(f->st, STORE_PROJECT, count_obj, &n);
+	assert_int_equal(rc, -EBADMSG);
+	assert_said(f->st, f->dir, rc, "database projects, record 2");
+	assert_int_equal(store_obj_find(f->st, STORE_PROJECT, "shop", &obj), 0);
+	protobuf_c_message_free_unpacked(obj, NULL);
+
+	rc = store_run_get(f->st, r2, &run);
+	assert_int_equal(rc, -EBADMSG);
+	assert_said(f->st, f->dir, rc, "database runs, run 2");
+	assert_int_equal(store_run_get(f->st, r1, &run), 0);
+	dbtd__run__free_unpacked(run, NULL);
+	assert_int_equal(store_run_get(f->st, r3, &run), -ENOENT);
+
+	/* newest first: the index names r3, which is gone; the runs themselves: r2 */
+	n = 0;
+	rc = store_run_list(f->st, &byjob, 0, 50, count_run, &n);
+	assert_int_equal(rc, STORE_EDAMAGED);
+	assert_said(f->st, f->dir, rc, "database runs_by_job, an entry for run 3");
+	n = 0;
+	rc = store_run_list(f->st, NULL, 0, 50, count_run, &n);
+	assert_int_equal(rc, -EBADMSG);
+	assert_said(f->st, f->dir, rc, "database runs, run 2");
+	n = 0;
+	assert_int_equal(store_run_list(f->st, NULL, r2, 50, count_run, &n), 0);
+	assert_int_equal(n, 1);
+
+	/* the log: the chunks before the damage, then the error, never an end */
+	rc = store_log_read(f->st, r1, 0, &pos, 1 << 20, collect_chunk, &c);
+	assert_int_equal(rc, -EBADMSG);
+	assert_string_equal(c.text, "firstsecond");
+	assert_said(f->st, f->dir, rc, "database logs, chunk 2 of step 1 of run 1");
+	rc = store_log_read(f->st, r1, 0, &pos, 1 << 20, collect_chunk, &c);
+	assert_int_equal(rc, -EBADMSG);
+	assert_string_equal(c.text, "firstsecond");
 }
 
 int
@@ -374,6 +536,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_objects_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_list_and_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
+		cmocka_unit_test(test_damage_codes),
+		cmocka_unit_test_setup_teardown(test_damaged_records_fail_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_grows_then_keeps_room_for_states, setup,
