@@ -369,6 +369,8 @@ test_map_grows_then_keeps_room_for_states(void **state)
 	/* limits that make no sense are refused */
 	assert_int_equal(store_set_map_limits(f->st, 1024, 1 << 30), -EINVAL);
 	assert_int_equal(store_set_map_limits(f->st, 2 << 20, 1 << 20), -EINVAL);
+}
+
 /* Behind the store's back: put (val) or delete (val NULL) key in database db. */
 static void
 poke(const char *dir, const char *db, const void *key, size_t klen, const void *val,
