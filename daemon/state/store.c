@@ -46,6 +46,7 @@ static const ProtobufCMessageDescriptor *const obj_desc[3] = {
 };
 
 static void map_maybe_grow(struct store *st);
+static int find_map(struct store *st);
 
 /* Begin a transaction, retrying once after clearing stale readers. */
 static int
@@ -218,6 +219,8 @@ map_resize(struct store *st, size_t size)
 
 	if (rc == 0 && mdb_env_info(st->env, &info) == 0)
 		st->map_size = info.me_mapsize;
+	if (rc == 0)
+		find_map(st); /* LMDB mapped the file again, maybe elsewhere */
 	return rc;
 }
 
@@ -328,10 +331,9 @@ store_set_group_commit(struct store *st, int on)
 static void
 trim_map(struct store *st)
 {
-	MDB_envinfo info;
-
-	if (mdb_env_info(st->env, &info) == 0 && info.me_mapaddr)
-		madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+	/* mdb_env_info gives no address without MDB_FIXEDMAP: find_map's */
+	if (st->map != NULL)
+		madvise((void *)st->map, st->map_size, MADV_DONTNEED);
 	st->untrimmed = 0;
 }
 
@@ -456,7 +458,7 @@ store_val_ok(struct store *st, const MDB_val *v)
 
 	if (v->mv_size == 0)
 		return 1;
-	if (st->map == NULL || p < st->map || p >= st->map + STORE_MAP_SIZE)
+	if (st->map == NULL || p < st->map || p >= st->map + st->map_size)
 		return 1; /* nothing to check against, or a page a write copied to memory */
 	if (mdb_env_info(st->env, &info) != 0)
 		return 1;

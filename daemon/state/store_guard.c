@@ -28,7 +28,7 @@ in_map(const struct store *st, const void *addr)
 {
 	const char *p = addr;
 
-	return st->map != NULL && p >= st->map && p < st->map + STORE_MAP_SIZE;
+	return st->map != NULL && p >= st->map && p < st->map + st->map_size;
 }
 
 /* SIGSEGV/SIGBUS: inside a guarded operation and the map, back to the guard. */
