@@ -263,4 +263,82 @@ int store_log_read(struct store *st, uint64_t run_id, uint32_t step,
                    int (*fn)(void *arg, uint32_t step, uint32_t seq,
                              const uint8_t *data, size_t len), void *arg);
 
+/* ---- retention (store_prune.c) ---- */
+
+/* What deleting runs freed (or, dry, would free): counts and bytes. */
+struct store_freed {
+	uint64_t runs;
+	uint64_t log_chunks, log_bytes;
+	uint64_t lineages;
+	uint64_t artifacts;   /* artifact records (their content is in the blob store) */
+};
+
+/* A retention policy: keep the newest `runs` finished runs of a job and
+ * those finished in the last `days` days; 0: no limit of that kind. */
+struct store_keep {
+	uint32_t runs;
+	uint32_t days;
+};
+
+/*
+ * store_run_delete - delete finished run id with its index entries, step
+ * logs, lineage and artifact records, in one write (dry: change nothing,
+ * only count); what it freed is added to *f.  -EBUSY for a Queued or
+ * Running run, -ENOENT when there is none.
+ */
+int store_run_delete(struct store *st, uint64_t id, int dry, struct store_freed *f);
+
+/*
+ * Where a retention pass is: it walks runs_by_job one job at a time, oldest
+ * run first, and can stop after any run.  Zero it (and set only_job, or
+ * leave it empty for every job) to start a pass.
+ */
+struct store_prune_pos {
+	char only_job[256];  /* "" every job, else this one */
+	char job[256];       /* the job being walked; "" before the first */
+	int in_job;          /* job's bounds below are known */
+	int done;            /* the pass is over */
+	uint64_t next_id;    /* the next run of the job to look at */
+	uint64_t keep_from;  /* finished runs below this id are past keep.runs (0: none) */
+	uint64_t newest;     /* the job's newest finished run: always kept */
+	int64_t cutoff_ms;   /* finished before this: past keep.days (0: none) */
+	uint32_t keep_runs, keep_days; /* the job's policy */
+};
+
+/*
+ * store_prune_step - go on with a retention pass: delete (dry: count) the
+ * finished runs past their job's policy (the job record's keep_runs /
+ * keep_days, else `global`; removed jobs follow `global`) as of now_ms,
+ * never a Queued or Running run nor a job's newest finished run.  Stops
+ * after max_runs runs or about max_keys index entries looked at, all in
+ * one write (a nested transaction in group commit: the caller commits).
+ * fn (may be NULL) is told the id of each run deleted.  What was freed is
+ * added to *f.  Returns 1 when the pass has more to do, 0 when it is over,
+ * or -errno (nothing of this step was written).
+ */
+int store_prune_step(struct store *st, struct store_prune_pos *pos,
+                     const struct store_keep *global, int64_t now_ms, int dry,
+                     unsigned max_runs, unsigned max_keys, struct store_freed *f,
+                     void (*fn)(void *arg, uint64_t id), void *arg);
+
+/* Where a walk over every artifact record is: the last key seen. */
+struct store_scan {
+	uint8_t key[512];
+	size_t klen;          /* 0: from the first */
+	int done;
+};
+
+/*
+ * store_artifacts_scan - call fn with the run id and digest of up to max
+ * artifact records of any run after pos, in key order, in a read of its
+ * own; pos follows.  Returns the number given, 0 when the walk is over
+ * (pos->done), or -errno.
+ */
+int store_artifacts_scan(struct store *st, struct store_scan *pos, size_t max,
+                         void (*fn)(void *arg, uint64_t run_id, const char *digest),
+                         void *arg);
+
+/* store_artifacts_count - artifact records of all runs. */
+uint64_t store_artifacts_count(struct store *st);
+
 #endif /* DBTD_STORE_H */

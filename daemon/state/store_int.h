@@ -8,6 +8,7 @@
  *   store_runs.c      runs and their indexes
  *   store_run_data.c  what a run leaves beside its record: step logs,
  *                     lineage, artifact records
+ *   store_prune.c     retention: deleting runs and all they left, by policy
  */
 #ifndef DBTD_STORE_INT_H
 #define DBTD_STORE_INT_H
@@ -206,5 +207,21 @@ int store_unpack_val(struct store *st, const ProtobufCMessageDescriptor *desc, c
  */
 int store_next_id(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name,
                   uint64_t *id);
+
+/* store_runs.c: one run inside txn (for store_prune.c). */
+int store_run_get_txn(struct store *st, MDB_txn *txn, uint64_t id, Dbtd__Run **out);
+/* store_run_unindex_txn - delete run's record and every index entry of it. */
+int store_run_unindex_txn(struct store *st, MDB_txn *txn, const Dbtd__Run *run);
+/* store_run_active_txn - whether run id is in the active set (Queued/Running). */
+int store_run_active_txn(struct store *st, MDB_txn *txn, uint64_t id);
+/* store_status_active - whether a run in status s can still change. */
+int store_status_active(Dbtd__RunStatus s);
+
+/*
+ * store_run_data.c: delete (dry: count) run_id's step logs, lineage and
+ * artifact records inside txn, adding to f.
+ */
+int store_run_data_delete_txn(struct store *st, MDB_txn *txn, uint64_t run_id, int dry,
+                              struct store_freed *f);
 
 #endif /* DBTD_STORE_INT_H */

@@ -333,3 +333,71 @@ store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_
 {
 	STORE_GUARDED(st, artifacts_page_op(st, run_id, after, max, fn, arg, more), "database artifacts, run %llu", (unsigned long long)run_id);
 }
+
+/*
+ * Delete (dry: only count) the records of database dbi whose key starts
+ * with the 8-byte run id, inside txn; *n counts them and *bytes (may be
+ * NULL) adds their sizes.  Each deletion seeks again, so no cursor is
+ * trusted past a change.
+ */
+static int
+delete_range(MDB_txn *txn, MDB_dbi dbi, uint64_t run_id, int dry, uint64_t *n,
+             uint64_t *bytes)
+{
+	MDB_cursor *cur;
+	uint8_t key[8];
+	MDB_val k, v;
+	int rc = map_rc(mdb_cursor_open(txn, dbi, &cur)), mrc;
+
+	if (rc < 0)
+		return rc;
+	put_be64(key, run_id);
+	k.mv_size = 8;
+	k.mv_data = key;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, key, 8) == 0) {
+		(*n)++;
+		if (bytes)
+			*bytes += v.mv_size;
+		if (dry) {
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			continue;
+		}
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc)
+			break;
+		k.mv_size = 8;
+		k.mv_data = key;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	}
+	mdb_cursor_close(cur);
+	return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : map_rc(mrc);
+}
+
+/*
+ * Delete (dry: only count) what the store keeps of run_id beside its record,
+ * inside txn: step logs, lineage, artifact records.  Counts go to f.
+ */
+int
+store_run_data_delete_txn(struct store *st, MDB_txn *txn, uint64_t run_id, int dry,
+                          struct store_freed *f)
+{
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+	int rc = delete_range(txn, st->logs, run_id, dry, &f->log_chunks, &f->log_bytes);
+
+	if (rc == 0)
+		rc = delete_range(txn, st->artifacts, run_id, dry, &f->artifacts, NULL);
+	if (rc < 0)
+		return rc;
+	put_be64(key, run_id);
+	rc = map_rc(mdb_get(txn, st->lineage, &k, &v));
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0) {
+		f->lineages++;
+		if (!dry)
+			rc = map_rc(mdb_del(txn, st->lineage, &k, NULL));
+	}
+	return rc;
+}

@@ -444,3 +444,58 @@ store_runs_active(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *
 {
 	STORE_GUARDED(st, runs_active_op(st, fn, arg), "database runs_active");
 }
+
+/*
+ * Remove run (read from txn) and its index entries inside txn: by job,
+ * branch, status and trigger, and the active set (in case).
+ */
+int
+store_run_unindex_txn(struct store *st, MDB_txn *txn, const Dbtd__Run *run)
+{
+	uint8_t key[8], p[INDEX_KEY_MAX], sb = (uint8_t)run->status, tb = (uint8_t)run->trigger;
+	MDB_val k = { 8, key };
+	int rc;
+
+	put_be64(key, run->id);
+	rc = map_rc(mdb_del(txn, st->runs, &k, NULL));
+	if (rc == 0)
+		rc = index_put(txn, st->by_job, p, str_prefix(p, sizeof(p), run->job), run->id, 1);
+	if (rc == 0)
+		rc = index_put(txn, st->by_branch, p, str_prefix(p, sizeof(p), run->branch),
+		               run->id, 1);
+	if (rc == 0)
+		rc = index_put(txn, st->by_status, &sb, 1, run->id, 1);
+	if (rc == 0)
+		rc = index_put(txn, st->by_trigger, &tb, 1, run->id, 1);
+	if (rc == 0) {
+		rc = map_rc(mdb_del(txn, st->runs_active, &k, NULL));
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	return rc;
+}
+
+/* Read run id inside txn (store_prune.c). */
+int
+store_run_get_txn(struct store *st, MDB_txn *txn, uint64_t id, Dbtd__Run **out)
+{
+	return run_get_txn(st, txn, id, out);
+}
+
+/* True when the run with id is Queued or Running (in the active set), inside txn. */
+int
+store_run_active_txn(struct store *st, MDB_txn *txn, uint64_t id)
+{
+	uint8_t key[8];
+	MDB_val k = { 8, key }, v;
+
+	put_be64(key, id);
+	return mdb_get(txn, st->runs_active, &k, &v) == 0;
+}
+
+/* The status of a run that can still change: Queued or Running. */
+int
+store_status_active(Dbtd__RunStatus s)
+{
+	return run_is_active(s);
+}
