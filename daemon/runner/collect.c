@@ -105,8 +105,14 @@ store_blob(struct collect *c, int fd, char hex[65], uint64_t *size)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (access(final, F_OK) == 0) {
-		unlink(tmp); /* stored once: an earlier run kept the same content */
+	/*
+	 * Stored once: an earlier run kept the same content.  Its mtime is
+	 * refreshed, which is what tells retention's sweep that a run may be
+	 * about to record it (the sweep only takes blobs older than the oldest
+	 * running run); when the sweep took it all the same, it is written.
+	 */
+	if (utimensat(AT_FDCWD, final, NULL, 0) == 0) {
+		unlink(tmp);
 	} else {
 		if (fsync(out) < 0 || (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
 		    rename(tmp, final) < 0) {
