@@ -21,10 +21,12 @@
 #include "names.h"
 #include "plugin.h"
 #include "poll.h"
+#include "retention.h"
 #include "runs.h"
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "store_backup.h"
 #include "store_check.h"
 #include "store_format.h"
 #include "systemd.h"
@@ -38,6 +40,7 @@ struct daemon {
 	struct runs *runs;
 	struct scheduler *scheduler;
 	struct pollers *pollers;
+	struct retention *retention;
 	struct api *api;
 	struct server *server;
 	char *state_dir;
@@ -58,7 +61,15 @@ struct options {
 	int verbose;
 	int check;  /* dbtd check */
 	int json;   /* dbtd check --json */
+	const char *backup; /* dbtd backup FILE */
+	int force;  /* dbtd backup --force */
+	struct store_keep keep; /* retention: --keep-runs, --keep-days */
 };
+
+/* The default retention: a year of a nightly job and then some; no count limit. */
+#define KEEP_DAYS_DEFAULT 400
+#define RETENTION_EVERY_S 3600.0  /* automatic passes: at start, then hourly */
+#define BLOB_MARGIN_S 900.0       /* blobs younger than this are never swept */
 
 /* Print usage to f. */
 static void
@@ -70,7 +81,9 @@ usage(FILE *f)
 	        "            [--max-connections N] [--max-client-memory MIB]\n"
 	        "            [--hello-timeout S] [--frame-timeout S] [--idle-timeout S]\n"
 	        "            [--map-size SIZE] [--max-map-size SIZE]\n"
+	        "            [--keep-runs N] [--keep-days D]\n"
 	        "       dbtd check [--state-dir DIR] [--json]\n"
+	        "       dbtd backup FILE [--state-dir DIR] [--force]\n"
 	        "       dbtd --version\n"
 	        "Runs dbt jobs and keeps their run history; see dbtd(8).\n");
 }
@@ -182,6 +195,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "map-size", required_argument, NULL, 'S' },
 		{ "max-map-size", required_argument, NULL, 'X' },
+		{ "keep-runs", required_argument, NULL, 'R' },
+		{ "keep-days", required_argument, NULL, 'D' },
+		{ "force", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -189,6 +205,7 @@ parse_options(int argc, char **argv, struct options *o)
 
 	o->max_runs = n > 0 ? (unsigned)n : 1;
 	o->socket_mode = 0600;
+	o->keep.days = KEEP_DAYS_DEFAULT;
 	server_limits_default(&o->limits);
 	o->map_size = STORE_MAP_START_DEFAULT;
 	o->max_map_size = STORE_MAP_MAX_DEFAULT;
@@ -261,6 +278,22 @@ parse_options(int argc, char **argv, struct options *o)
 			if (parse_size("max-map-size", optarg, STORE_MAP_MIN, &o->max_map_size))
 				return 2;
 			break;
+		case 'R':
+		case 'D':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || optarg[0] == '-' || v > 100000000) {
+				fprintf(stderr, "dbtd: --%s wants a number from 0 (no limit) to "
+				        "100000000, not \"%s\"\n", c == 'R' ? "keep-runs" : "keep-days",
+				        optarg);
+				return 2;
+			}
+			if (c == 'R')
+				o->keep.runs = (uint32_t)v;
+			else
+				o->keep.days = (uint32_t)v;
+			break;
+		case 'f': o->force = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'J': o->json = 1; break;
 		case 'h': usage(stdout); return -1;
@@ -280,6 +313,18 @@ parse_options(int argc, char **argv, struct options *o)
 	if (optind < argc && strcmp(argv[optind], "check") == 0 && !o->check) {
 		o->check = 1;
 		optind++;
+	} else if (optind < argc && strcmp(argv[optind], "backup") == 0 && !o->backup) {
+		if (optind + 1 >= argc || argv[optind + 1][0] == '\0') {
+			fprintf(stderr, "dbtd: backup wants the FILE to write the copy to\n");
+			return 2;
+		}
+		/* getopt moved the options after them (backup FILE --force) ahead */
+		o->backup = argv[optind + 1];
+		optind += 2;
+	}
+	if (o->force && !o->backup) {
+		fprintf(stderr, "dbtd: --force is an option of dbtd backup\n");
+		return 2;
 	}
 	if (o->json && !o->check) {
 		fprintf(stderr, "dbtd: --json is an option of dbtd check\n");
@@ -384,9 +429,14 @@ main(int argc, char **argv)
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	if (o.check) {
+	if (o.check || o.backup) {
 		d.state_dir = o.state_dir ? strdup(o.state_dir) : default_state_dir();
-		status = d.state_dir ? store_check(d.state_dir, o.json) : 1;
+		if (d.state_dir == NULL)
+			status = 1;
+		else if (o.check)
+			status = store_check(d.state_dir, o.json);
+		else
+			status = store_backup(d.state_dir, o.backup, o.force);
 		free(d.state_dir);
 		return status;
 	}
@@ -472,9 +522,21 @@ main(int argc, char **argv)
 		goto out;
 	}
 	{
+		const char *autoprune = getenv("DBTD_TEST_AUTO_PRUNE"); /* tests: "0", none */
+		struct retention_config rcfg = {
+			.loop = d.loop, .store = d.store, .blob_dir = d.blob_dir, .keep = o.keep,
+			.every_s = autoprune && strcmp(autoprune, "0") == 0 ? 0 : RETENTION_EVERY_S,
+			.blob_margin_s = BLOB_MARGIN_S,
+		};
+		rc = retention_new(&d.retention, &rcfg);
+	}
+	if (rc < 0)
+		goto out;
+	{
 		struct api_config ac = {
 			.loop = d.loop, .store = d.store, .runs = d.runs, .scheduler = d.scheduler,
 			.pollers = d.pollers, .plugins = &d.plugins, .blob_dir = d.blob_dir,
+			.retention = d.retention,
 		};
 		rc = api_new(&d.api, &ac);
 	}
@@ -503,6 +565,16 @@ main(int argc, char **argv)
 	store_on_commit(d.store, commit_hook, &d);
 	runs_recover(d.runs);
 	store_set_group_commit(d.store, 1);
+	{
+		char kr[48] = "no count limit", kd[48] = "no age limit";
+		if (o.keep.runs)
+			snprintf(kr, sizeof(kr), "the newest %u per job", (unsigned)o.keep.runs);
+		if (o.keep.days)
+			snprintf(kd, sizeof(kd), "those of the last %u days", (unsigned)o.keep.days);
+		log_info("retention: finished runs kept: %s, %s (a job's own settings first); "
+		         "pruned at start and hourly", kr, kd);
+	}
+	retention_start(d.retention);
 
 	ev_prepare_init(&commit_w, commit_cb);
 	ev_set_priority(&commit_w, EV_MAXPRI);
@@ -532,6 +604,7 @@ out:
 		store_on_commit(d.store, NULL, NULL);
 	}
 	server_free(d.server); /* closes every stream, and so every watch */
+	retention_free(d.retention); /* after the streams that waited for a pass */
 	api_free(d.api);
 	runs_free(d.runs);
 	d.runs = NULL;

@@ -296,6 +296,8 @@ H(webhook, do_webhook(a, c, req->webhook))
 H(pipeline_event, do_pipeline_event(a, c, req->pipeline_event))
 H(list_plugins, do_list_plugins(a, c))
 H(server_info, do_server_info(a, c))
+H(edit_job, objects_edit_job(a, c, req->edit_job))
+H(prune_runs, prune_open(a, c, req->prune_runs))
 #undef H
 
 struct handler {
@@ -326,6 +328,8 @@ static const struct handler handlers[] = {
 	ROW(PIPELINE_EVENT, pipeline_event),
 	ROW(LIST_PLUGINS, list_plugins),
 	ROW(SERVER_INFO, server_info),
+	ROW(EDIT_JOB, edit_job),
+	ROW(PRUNE_RUNS, prune_runs),
 };
 #undef ROW
 
@@ -365,6 +369,7 @@ api_new(struct api **out, const struct api_config *cfg)
 	a->scheduler = cfg->scheduler;
 	a->pollers = cfg->pollers;
 	a->plugins = cfg->plugins;
+	a->retention = cfg->retention;
 	*out = a;
 	return 0;
 }

@@ -28,6 +28,7 @@ struct api_config {
 	struct pollers *pollers;
 	const struct plugin_set *plugins;
 	const char *blob_dir;
+	struct retention *retention;   /* run prune; NULL: refused */
 };
 
 /* api_new / api_free - the request handlers. */

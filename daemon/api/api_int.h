@@ -18,6 +18,7 @@ struct api {
 	struct pollers *pollers;
 	const struct plugin_set *plugins;
 	char *blob_dir;
+	struct retention *retention;
 };
 
 /* api_error - reply e to c as a wire Error (errors.c: kinds become wire codes there only). */
@@ -48,6 +49,10 @@ void objects_list(struct api *a, struct client *c, Dbtd__ObjectKind k);
 void objects_view(struct api *a, struct client *c, const Dbtd__ObjectRef *ref);
 void objects_remove(struct api *a, struct client *c, const Dbtd__ObjectRef *ref);
 void objects_list_runs(struct api *a, struct client *c, const Dbtd__ListRuns *lr);
+void objects_edit_job(struct api *a, struct client *c, const Dbtd__EditJob *ej);
+
+/* prune.c: run prune, answered when the retention pass is over. */
+void prune_open(struct api *a, struct client *c, const Dbtd__PruneRuns *req);
 
 /* logs.c: run logs (the stored lines, then with follow the new ones). */
 void logs_open(struct api *a, struct client *c, const Dbtd__ReadLogs *req);

@@ -30,6 +30,8 @@
 _Static_assert(REQ_SCHEDULE_MAX <= CRON_EXPR_MAX, "a schedule cron_parse refuses as too long");
 _Static_assert(REQ_TIMEZONE_MAX <= CRON_TZ_MAX, "a time zone cron refuses as too long");
 
+#define KEEP_MAX 100000000u /* --keep-runs, --keep-days */
+
 static const char *const kind_word[] = { "project", "environment", "job" };
 static const char *const kind_cmd[] = { "project", "env", "job" };
 
@@ -355,6 +357,11 @@ objects_add_job(struct api *a, struct client *c, Dbtd__Job *j)
 	}
 	if (check_schedule(c, j) < 0)
 		return;
+	if (j->keep_runs > KEEP_MAX || j->keep_days > KEEP_MAX) {
+		api_fail(c, ERR_INVALID, "--keep-runs and --keep-days go from 0 (dbtd's value) "
+		         "to %u", KEEP_MAX);
+		return;
+	}
 	if (pb_str_set(j->on_pipeline) && !name_ok(j->on_pipeline)) {
 		api_fail(c, ERR_INVALID, "--on-pipeline \"%s\" is not a valid pipeline name: use up "
 		             "to %d letters, digits, '_', '-' or '.'", j->on_pipeline, REQ_NAME_MAX);
@@ -611,4 +618,43 @@ objects_list_runs(struct api *a, struct client *c, const Dbtd__ListRuns *lr)
 	resp.runs = &rl;
 	client_send(c, &resp);
 	collect_free(&col);
+}
+
+/* job edit: change the settings the request marks (today: retention). */
+void
+objects_edit_job(struct api *a, struct client *c, const Dbtd__EditJob *ej)
+{
+	ProtobufCMessage *msg;
+	Dbtd__Job *j;
+	int rc;
+
+	if (!ej->set_keep_runs && !ej->set_keep_days) {
+		api_fail(c, ERR_INVALID, "nothing to change for job \"%s\": give --keep-runs or "
+		         "--keep-days", ej->name);
+		return;
+	}
+	if (ej->keep_runs > KEEP_MAX || ej->keep_days > KEEP_MAX) {
+		api_fail(c, ERR_INVALID, "--keep-runs and --keep-days go from 0 (dbtd's value) "
+		         "to %u", KEEP_MAX);
+		return;
+	}
+	if (find_named(a, c, STORE_JOB, ej->name, &msg) < 0)
+		return;
+	j = (Dbtd__Job *)msg;
+	if (ej->set_keep_runs)
+		j->keep_runs = ej->keep_runs;
+	if (ej->set_keep_days)
+		j->keep_days = ej->keep_days;
+	rc = store_obj_put(a->store, STORE_JOB, j->id, msg);
+	if (rc == 0) /* "changed" only once it is stored */
+		rc = store_commit(a->store);
+	if (rc < 0) {
+		api_fail(c, store_err_kind(rc), "cannot store job \"%s\": %s", j->name,
+		         store_strerror(rc));
+	} else {
+		log_info("job \"%s\" edited by %s: keep runs %u, keep days %u (0: dbtd's)", j->name,
+		         client_user(c), (unsigned)j->keep_runs, (unsigned)j->keep_days);
+		reply_object(c, STORE_JOB, msg);
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
 }
