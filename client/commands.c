@@ -21,6 +21,7 @@
 #include "lineage.h"
 #include "names.h"
 #include "output.h"
+#include "prune.h"
 
 /* Long options; values above 255 so they never clash with short ones. */
 enum {
@@ -33,7 +34,10 @@ enum {
 	OPT_ON_PIPELINE, OPT_TIMEOUT, OPT_EVENT, OPT_SIGNATURE, OPT_TOKEN,
 	OPT_WAIT, OPT_JOB, OPT_STATUS, OPT_TRIGGER, OPT_LIMIT, OPT_BEFORE,
 	OPT_SEARCH, OPT_CASE_SENSITIVE, OPT_REGEX, OPT_FOLLOW, OPT_OUTPUT,
+	OPT_KEEP_RUNS, OPT_KEEP_DAYS,
 };
+
+#define KEEP_MAX 100000000u /* --keep-runs, --keep-days */
 
 /* What next_opt returns besides an option: help shown, or a usage error. */
 #define OPT_STOP_HELP (-2)
@@ -391,7 +395,7 @@ transport_error(const struct conn *c, int err)
 }
 
 /* Connect to dbtd and exchange Hello; print why it failed.  Exit status. */
-static int
+int
 session_open(const struct dbtctl_opts *o, struct conn *c)
 {
 	char path[PATH_MAX], words[64];
@@ -1172,6 +1176,8 @@ cmd_job_add(struct dbtctl_opts *o, const struct command *cmd, int argc,
 		{ "timezone", required_argument, NULL, OPT_TIMEZONE },
 		{ "on-pipeline", required_argument, NULL, OPT_ON_PIPELINE },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "keep-runs", required_argument, NULL, OPT_KEEP_RUNS },
+		{ "keep-days", required_argument, NULL, OPT_KEEP_DAYS },
 		COMMON_OPTIONS
 	};
 	Dbtd__Request req = DBTD__REQUEST__INIT;
@@ -1203,6 +1209,14 @@ cmd_job_add(struct dbtctl_opts *o, const struct command *cmd, int argc,
 			break;
 		case OPT_TIMEOUT:
 			if (parse_u32(cmd, "--timeout", optarg, 1, UINT32_MAX, &j.timeout_s) < 0)
+				goto out;
+			break;
+		case OPT_KEEP_RUNS:
+			if (parse_u32(cmd, "--keep-runs", optarg, 0, KEEP_MAX, &j.keep_runs) < 0)
+				goto out;
+			break;
+		case OPT_KEEP_DAYS:
+			if (parse_u32(cmd, "--keep-days", optarg, 0, KEEP_MAX, &j.keep_days) < 0)
 				goto out;
 			break;
 		case OPT_COMMAND:
@@ -1247,6 +1261,56 @@ out:
 		step_arg_free(&steps[i]);
 	free(steps);
 	free(stepp);
+	return rc;
+}
+
+/* `job edit NAME [--keep-runs N] [--keep-days D]` */
+static int
+cmd_job_edit(struct dbtctl_opts *o, const struct command *cmd, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "keep-runs", required_argument, NULL, OPT_KEEP_RUNS },
+		{ "keep-days", required_argument, NULL, OPT_KEEP_DAYS },
+		COMMON_OPTIONS
+	};
+	Dbtd__Request req = DBTD__REQUEST__INIT;
+	Dbtd__EditJob ej = DBTD__EDIT_JOB__INIT;
+	Dbtd__Response *r;
+	const char *name = NULL;
+	struct conn c;
+	int ch, rc;
+
+	while ((ch = next_opt(o, cmd, argc, argv, lo)) != -1) {
+		switch (ch) {
+		case OPT_KEEP_RUNS:
+			if (parse_u32(cmd, "--keep-runs", optarg, 0, KEEP_MAX, &ej.keep_runs) < 0)
+				return DBTCTL_EXIT_USAGE;
+			ej.set_keep_runs = 1;
+			break;
+		case OPT_KEEP_DAYS:
+			if (parse_u32(cmd, "--keep-days", optarg, 0, KEEP_MAX, &ej.keep_days) < 0)
+				return DBTCTL_EXIT_USAGE;
+			ej.set_keep_days = 1;
+			break;
+		default:
+			return stop_status(ch);
+		}
+	}
+	if (one_arg(cmd, argc, argv, "a job NAME", &name) < 0)
+		return DBTCTL_EXIT_USAGE;
+	if (!ej.set_keep_runs && !ej.set_keep_days)
+		return usage_error(cmd, "nothing to change: give --keep-runs N or --keep-days D");
+	ej.name = (char *)name;
+	req.body_case = DBTD__REQUEST__BODY_EDIT_JOB;
+	req.edit_job = &ej;
+	rc = request(o, &c, &req, DBTD__RESPONSE__BODY_JOB, NULL, &r);
+	if (rc != 0)
+		return rc;
+	if (o->json)
+		rc = print_object(o, r);
+	else
+		printf("job \"%s\" changed\n", name);
+	request_done(&c, r);
 	return rc;
 }
 
@@ -2455,7 +2519,7 @@ static const struct command commands[] = {
 	{ "job", "add",
 	  "NAME --env E [--type deploy|ci|merge] --command \"dbt build\" [--command ...]\n"
 	  "              [--step TYPE[:KEY=VALUE,...]]... [--schedule CRON] [--timezone IANA]\n"
-	  "              [--on-pipeline NAME] [--timeout SECONDS]",
+	  "              [--on-pipeline NAME] [--timeout SECONDS] [--keep-runs N] [--keep-days D]",
 	  "Add a job: dbt commands (and plugin steps) run in one environment.",
 	  "  --env E              the environment (see dbtctl env list)\n"
 	  "  --type TYPE          deploy (default), ci or merge\n"
@@ -2467,8 +2531,17 @@ static const struct command commands[] = {
 	  "  --schedule CRON      run on this cron schedule\n"
 	  "  --timezone IANA      time zone of the schedule (default UTC)\n"
 	  "  --on-pipeline NAME   run when ingestion pipeline NAME reports a sync\n"
-	  "  --timeout SECONDS    fail a run that takes longer\n",
+	  "  --timeout SECONDS    fail a run that takes longer\n"
+	  "  --keep-runs N        keep the newest N finished runs (0: dbtd's --keep-runs)\n"
+	  "  --keep-days D        keep runs finished in the last D days (0: dbtd's\n"
+	  "                       --keep-days); the newest finished run is always kept\n",
 	  cmd_job_add },
+	{ "job", "edit", "NAME [--keep-runs N] [--keep-days D]",
+	  "Change a job's retention: how many of its runs, and how old, dbtd keeps.",
+	  "  --keep-runs N        keep the newest N finished runs (0: dbtd's --keep-runs)\n"
+	  "  --keep-days D        keep runs finished in the last D days (0: dbtd's\n"
+	  "                       --keep-days); the newest finished run is always kept\n",
+	  cmd_job_edit },
 	{ "job", "list", "", "List jobs.", NULL, cmd_list },
 	{ "job", "view", "NAME", "Show one job.", NULL, cmd_view },
 	{ "job", "rm", "NAME", "Remove a job.", NULL, cmd_rm },
@@ -2529,6 +2602,17 @@ static const struct command commands[] = {
 	  "  --search TEXT        only files whose name holds TEXT (any case); exit 1\n"
 	  "                       when none does\n",
 	  cmd_run_artifacts },
+	{ "run", "prune", "[--dry-run] [--job NAME]",
+	  "Apply retention now: delete the runs past their job's policy, and what they left.",
+	  "  --dry-run            only say what would be deleted\n"
+	  "  --job NAME           only the runs of job NAME (artifact contents no run\n"
+	  "                       refers to are deleted whatever the job)\n"
+	  "  Deletes the finished runs older than their job's --keep-days or beyond its\n"
+	  "  newest --keep-runs (dbtd's own when the job has none), never a queued or\n"
+	  "  running run nor a job's newest finished run, with their step logs, lineage\n"
+	  "  and artifact records; then the artifact contents no run refers to any\n"
+	  "  more.  Prints what was freed.  dbtd also does this at start and hourly.\n",
+	  cmd_run_prune },
 	{ "run", "artifact", "ID PATH [--output FILE]",
 	  "Print one file dbt wrote in a run, as stored.",
 	  "  --output FILE        write it to FILE (through FILE.tmp) instead of stdout\n",

@@ -105,5 +105,6 @@ int reply_check(const Dbtd__Response *r, Dbtd__Response__BodyCase want,
 int transport_error(const struct conn *c, int err);
 /* print_json - print v (taking it) indented on stdout; exit status. */
 int print_json(json_t *v);
+int session_open(const struct dbtctl_opts *o, struct conn *c);
 
 #endif /* DBTCTL_COMMANDS_H */

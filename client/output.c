@@ -592,6 +592,8 @@ out_job_json(const Dbtd__Job *j)
 	}
 	jset(o, "on_pipeline", jstr(j->on_pipeline), &bad);
 	jset(o, "timeout_s", jnz(j->timeout_s), &bad);
+	jset(o, "keep_runs", jnz(j->keep_runs), &bad);
+	jset(o, "keep_days", jnz(j->keep_days), &bad);
 	jset(o, "created_at", jtime(j->created_at_ms), &bad);
 	return jdone(o, bad);
 }
@@ -805,6 +807,18 @@ out_job_view(const struct out_style *st, const Dbtd__Job *j)
 		field(st, "Timeout", NULL, buf);
 	} else {
 		field(st, "Timeout", NULL, "none");
+	}
+	if (j->keep_runs) {
+		snprintf(buf, sizeof(buf), "the newest %" PRIu32, j->keep_runs);
+		field(st, "Keep runs", NULL, buf);
+	} else {
+		field(st, "Keep runs", NULL, "dbtd's --keep-runs");
+	}
+	if (j->keep_days) {
+		snprintf(buf, sizeof(buf), "%" PRIu32 " days", j->keep_days);
+		field(st, "Keep days", NULL, buf);
+	} else {
+		field(st, "Keep days", NULL, "dbtd's --keep-days");
 	}
 	field_time(st, "Created", j->created_at_ms);
 	putchar('\n');
