@@ -1,7 +1,10 @@
 /*
  * gen_runs.c - fill a dbtd state directory with N runs over J jobs through
  * the store API (no dbt), for the run history benchmark.
- * usage: gen_runs STATE_DIR N JOBS
+ * usage: gen_runs STATE_DIR N JOBS [START_MS [EVERY_MS [JOB]]]
+ * Runs are created EVERY_MS apart (default a minute) from START_MS (default
+ * November 2023); with JOB, all of them are runs of that job (the retention
+ * tests write old runs of a real job this way, with dbtd stopped).
  */
 #include "config.h"
 
@@ -32,14 +35,21 @@ main(int argc, char **argv)
 	struct store *st;
 	uint64_t seed = 88172645463325252ull;
 	unsigned long n, jobs;
-	int64_t t = 1700000000000;
+	int64_t t = 1700000000000, every = 60000;
+	const char *only = NULL;
 	char jobname[64], sha[41];
 	int rc;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: gen_runs STATE_DIR N JOBS\n");
+	if (argc < 4 || argc > 7) {
+		fprintf(stderr, "usage: gen_runs STATE_DIR N JOBS [START_MS [EVERY_MS [JOB]]]\n");
 		return 2;
 	}
+	if (argc > 4)
+		t = strtoll(argv[4], NULL, 10) - 60000;
+	if (argc > 5)
+		every = strtoll(argv[5], NULL, 10);
+	if (argc > 6)
+		only = argv[6];
 	n = strtoul(argv[2], NULL, 10);
 	jobs = strtoul(argv[3], NULL, 10);
 	rc = store_open(&st, argv[1], NULL);
@@ -54,7 +64,10 @@ main(int argc, char **argv)
 		uint64_t x = next_rand(&seed);
 		unsigned pct = (unsigned)(x % 100);
 
-		snprintf(jobname, sizeof(jobname), "job-%03lu", (unsigned long)(x >> 8) % jobs);
+		if (only)
+			snprintf(jobname, sizeof(jobname), "%s", only);
+		else
+			snprintf(jobname, sizeof(jobname), "job-%03lu", (unsigned long)(x >> 8) % jobs);
 		for (int k = 0; k < 40; k++)
 			sha[k] = "0123456789abcdef"[(next_rand(&seed) >> 5) & 15];
 		sha[40] = '\0';
@@ -69,10 +82,10 @@ main(int argc, char **argv)
 		r.trigger = (Dbtd__Trigger)(1 + (x >> 20) % 7);
 		r.branch = (char *)((x >> 24) % 10 ? "main" : "dev");
 		r.commit_sha = sha;
-		t += 60000;
+		t += every;
 		r.created_at_ms = t;
 		r.started_at_ms = t + 5;
-		r.finished_at_ms = t + 5 + (int64_t)((x >> 30) % 600000);
+		r.finished_at_ms = t + 5 + (int64_t)((x >> 30) % (every < 600000 ? every : 600000));
 		r.triggered_by = (char *)"scheduler";
 		if (r.status == DBTD__RUN_STATUS__RUN_FAILED)
 			r.error = (char *)"dbt build failed: Database Error in model orders "

@@ -330,7 +330,8 @@ store_artifacts_scan(struct store *st, struct store_scan *pos, size_t max,
 		n++;
 		if (store_unpack_val(st, &dbtd__artifact__descriptor, &v, (ProtobufCMessage **)&a) < 0)
 			continue;
-		fn(arg, get_be64(k.mv_data), a->digest);
+		if (fn)
+			fn(arg, get_be64(k.mv_data), a->digest);
 		dbtd__artifact__free_unpacked(a, NULL);
 	}
 	mdb_cursor_close(cur);
