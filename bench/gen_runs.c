@@ -47,7 +47,7 @@ main(int argc, char **argv)
 	if (argc > 4)
 		t = strtoll(argv[4], NULL, 10) - 60000;
 	if (argc > 5)
-		every = strtoll(argv[5], NULL, 10);
+		every = strtoll(argv[5], NULL, 10) > 0 ? strtoll(argv[5], NULL, 10) : 1;
 	if (argc > 6)
 		only = argv[6];
 	n = strtoul(argv[2], NULL, 10);
