@@ -19,6 +19,11 @@ clients:    the hostile mix of issue 13 against a dbtd with default limits (but
             peak RSS (target <= 256 MB, the default --max-client-memory), the
             p99 of another client's round trips meanwhile (target <= 50 ms),
             and every line of the two runs kept.
+prune:      1,000,000 runs over 100 jobs pruned to 100,000 (--keep-runs 1000
+            --keep-days 0): time taken, data.mdb before and after, 100,000
+            runs added afterwards (the file should not grow: LMDB reuses the
+            freed pages), the size of a dbtd backup, run list / run view
+            latency before, during and after the prune.
 logs:       a step printing 1 GiB of short lines (a fake dbt): capture rate
             (target >= 100 MB/s) with dbtd's RSS < 64 MB; --search over a
             200 MB step log (<= 0.5 s); --follow latency (median <= 50 ms).
@@ -165,6 +170,75 @@ def bench_history(n=1000000, jobs=100):
              ("  of which mapped LMDB pages (MB)", f"{mem['RssFile'] / 1024:.1f}", "")]
     table(f"run history: {n} runs, 500 queries each", rows)
     return ok
+
+
+def bench_prune(n=1000000, jobs=100, keep=1000, extra=100000):
+    tmp = tempfile.mkdtemp(prefix="dbtd-bench-")
+    state = os.path.join(tmp, "state")
+    data = os.path.join(state, "data.mdb")
+    gen = os.path.join(BUILD, "bench", "gen_runs")
+    rtt = os.path.join(BUILD, "bench", "rtt")
+    ctl = os.path.join(BUILD, "client", "dbtctl")
+    t0 = time.monotonic()
+    subprocess.run([gen, state, str(n), str(jobs)], check=True)
+    gen_s = time.monotonic() - t0
+    size0 = os.path.getsize(data)
+    ENV["DBTD_TEST_AUTO_PRUNE"] = "0"  # the benchmark says when
+    extra_args = ["--keep-runs", str(keep), "--keep-days", "0"]
+
+    def lat(sock, lo=1):
+        out = subprocess.run([rtt, sock, "300", str(n), str(lo)], check=True,
+                             capture_output=True, text=True).stdout
+        return {l.split()[0]: (float(l.split()[1]), float(l.split()[2]))
+                for l in out.splitlines()}
+
+    d, sock = start_dbtd(tmp, extra=extra_args)
+    before = lat(sock)
+    # run view meanwhile: the loop must keep answering while the pass works
+    during = subprocess.Popen([rtt, sock, "3000", str(n), str(n - jobs * keep // 2 + 1)],
+                              stdout=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    rep = json.loads(subprocess.run([ctl, "--socket", sock, "--json", "run", "prune"],
+                                    check=True, capture_output=True, text=True).stdout)
+    prune_s = time.monotonic() - t0
+    dur = {l.split()[0]: (float(l.split()[1]), float(l.split()[2]))
+           for l in during.communicate()[0].splitlines()}
+    after = lat(sock, n - jobs * keep // 2 + 1)  # ids every job keeps
+    rss = mem_kb(d.pid)["VmRSS"]
+    d.send_signal(signal.SIGTERM)
+    d.wait()
+    size1 = os.path.getsize(data)
+    copy = os.path.join(tmp, "backup.mdb")
+    t0 = time.monotonic()
+    subprocess.run([os.path.join(BUILD, "daemon", "dbtd"), "backup", copy, "--state-dir", state],
+                   check=True, capture_output=True)
+    backup_s = time.monotonic() - t0
+    backup = os.path.getsize(copy)
+    subprocess.run([gen, state, str(extra), str(jobs), str(int(time.time() * 1000)), "1000"],
+                   check=True)
+    size2 = os.path.getsize(data)
+    del ENV["DBTD_TEST_AUTO_PRUNE"]
+    shutil.rmtree(tmp, ignore_errors=True)
+    mib = lambda b: f"{b / 1048576:.0f}"
+    rows = [(f"runs made through the store API ({jobs} jobs)", f"{n}", ""),
+            ("time to make them (s)", f"{gen_s:.1f}", ""),
+            (f"run prune --keep-runs {keep}: runs deleted", f"{rep['runs']}", f"{n - jobs * keep}"),
+            ("  time taken (s)", f"{prune_s:.1f}", ""),
+            ("data.mdb before the prune (MiB)", mib(size0), ""),
+            ("data.mdb after the prune (MiB)", mib(size1), "same: LMDB keeps its file"),
+            (f"data.mdb after {extra} more runs (MiB)", mib(size2), f"<= {mib(size1)}"),
+            ("dbtd backup of the pruned store (MiB)", mib(backup), ""),
+            ("  time taken (s)", f"{backup_s:.1f}", "")]
+    for key, label in (("run_list_limit_50", "run list --limit 50"),
+                       ("run_list_job_limit_50", "run list --job J --limit 50"),
+                       ("run_view", "run view ID")):
+        rows.append((f"{label}: median ms (p95), before", "%.3f (%.2f)" % before[key], ""))
+        rows.append((f"{label}: median ms (p95), after", "%.3f (%.2f)" % after[key], ""))
+    rows.append(("run view during the prune: median ms (p95)", "%.3f (%.2f)" % dur["run_view"],
+                 ""))
+    rows.append(("dbtd RSS after the prune (MB)", f"{rss / 1024:.1f}", ""))
+    table(f"retention: {n} runs pruned to {jobs * keep}", rows)
+    return rep["runs"] == n - jobs * keep and size2 <= size1
 
 
 def bench_throughput(n=2000, slots=2):
@@ -632,7 +706,7 @@ def main():
     which = sys.argv[1:] or ["run", "history", "throughput", "logs", "lineage", "schedule",
                              "clients"]
     benches = {"run": bench_run, "history": bench_history, "throughput": bench_throughput,
-               "logs": bench_logs, "lineage": bench_lineage, "schedule": bench_schedule,
+               "logs": bench_logs, "lineage": bench_lineage, "prune": bench_prune, "schedule": bench_schedule,
                "clients": bench_clients}
     ok = True
     for name in which:

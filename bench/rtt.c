@@ -1,6 +1,6 @@
 /*
  * rtt.c - client round trips to dbtd for the run history benchmark.
- * usage: rtt SOCKET ITERATIONS MAX_RUN_ID
+ * usage: rtt SOCKET ITERATIONS MAX_RUN_ID [MIN_RUN_ID]
  * Prints "query median_ms p95_ms" lines.
  */
 #include "config.h"
@@ -20,6 +20,8 @@ cmp(const void *a, const void *b)
 }
 
 /* Time `iters` calls of req (view_run ids vary when vary_id). */
+static uint64_t min_id = 1; /* run view asks for ids from min_id to max_id */
+
 static void
 measure(struct bconn *c, const char *name, Dbtd__Request *req, int iters,
         uint64_t max_id, Dbtd__RunRef *ref)
@@ -31,7 +33,7 @@ measure(struct bconn *c, const char *name, Dbtd__Request *req, int iters,
 		double t0;
 		if (ref) {
 			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-			ref->id = 1 + (seed >> 11) % max_id;
+			ref->id = min_id + (seed >> 11) % (max_id - min_id + 1);
 		}
 		t0 = bnow();
 		dbtd__response__free_unpacked(bconn_call(c, req), NULL);
@@ -52,12 +54,16 @@ main(int argc, char **argv)
 	int iters;
 	uint64_t max_id;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: rtt SOCKET ITERATIONS MAX_RUN_ID\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: rtt SOCKET ITERATIONS MAX_RUN_ID [MIN_RUN_ID]\n");
 		return 2;
 	}
 	iters = atoi(argv[2]);
 	max_id = strtoull(argv[3], NULL, 10);
+	if (argc > 4)
+		min_id = strtoull(argv[4], NULL, 10);
+	if (min_id < 1 || min_id > max_id)
+		min_id = 1;
 	bconn_open(&c, argv[1]);
 	req.body_case = DBTD__REQUEST__BODY_LIST_RUNS;
 	req.list_runs = &lr;
