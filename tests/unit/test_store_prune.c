@@ -72,7 +72,10 @@ add_run(struct store *st, const char *job, Dbtd__RunStatus s, int64_t age)
 	if (s != DBTD__RUN_STATUS__RUN_QUEUED && s != DBTD__RUN_STATUS__RUN_RUNNING)
 		r.finished_at_ms = NOW - age;
 	assert_int_equal(store_run_create(st, &r), 0);
+	/* one log record (u64 ts | u8 stream | u32 len | text) per chunk */
+	chunk[12] = sizeof(chunk) - 13;
 	assert_int_equal(store_log_append(st, r.id, 1, 1, chunk, sizeof(chunk)), 0);
+	chunk[12] = 50 - 13;
 	assert_int_equal(store_log_append(st, r.id, 2, 1, chunk, 50), 0);
 	assert_int_equal(store_lineage_put(st, r.id, &l), 0);
 	a.path = (char *)"target/manifest.json";
