@@ -185,6 +185,7 @@ store_file_probe(const char *dir, char **why)
 	struct meta m[2];
 	struct stat sb;
 	const struct meta *cur;
+	uint64_t need;
 	int fd = -1, rc;
 
 	*why = NULL;
@@ -247,11 +248,20 @@ store_file_probe(const char *dir, char **why)
 		           cur->root1 == P_INVALID ? -1LL : (long long)cur->root1);
 		goto out;
 	}
-	if ((uint64_t)sb.st_size < (cur->last_pg + 1) * m[0].psize) {
-		set_printf(why, "%s is truncated: it has %lld bytes, and its pages (up to page %llu "
-		           "of %u bytes) need %llu; restore the state directory from a backup",
-		           file, (long long)sb.st_size, (unsigned long long)cur->last_pg, m[0].psize,
-		           (unsigned long long)((cur->last_pg + 1) * m[0].psize));
+	/*
+	 * The pages up to last_pg need not all be in the file (a page a
+	 * transaction allocated and freed again is never written), but both
+	 * roots were written by the last commit.
+	 */
+	need = 0;
+	if (cur->root0 != P_INVALID)
+		need = (cur->root0 + 1) * m[0].psize;
+	if (cur->root1 != P_INVALID && (cur->root1 + 1) * m[0].psize > need)
+		need = (cur->root1 + 1) * m[0].psize;
+	if ((uint64_t)sb.st_size < need) {
+		set_printf(why, "%s is truncated: it has %lld bytes, and its root pages need %llu "
+		           "(pages of %u bytes); restore the state directory from a backup",
+		           file, (long long)sb.st_size, (unsigned long long)need, m[0].psize);
 		goto out;
 	}
 	close(fd);
