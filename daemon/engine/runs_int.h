@@ -28,6 +28,7 @@ struct step_loss {
 	uint64_t lost;          /* lines refused or lost with a failed commit */
 	uint64_t pending;       /* lines written since the last commit */
 	uint64_t noted;         /* `lost` when the step's log last said so */
+	uint64_t unmarked;      /* lost since the log last marked the place */
 	int rc;                 /* why the last of them were lost */
 };
 
@@ -130,6 +131,7 @@ int runs_save_now(struct runs *r, const Dbtd__Run *run, struct err *e);
 void runs_loss_chunk(struct active *a, uint32_t step, const uint8_t *data, size_t len, int rc);
 void runs_loss_committed(struct runs *r, int rc);
 void runs_loss_note(struct active *a, uint32_t step);
+void runs_loss_mark(struct active *a, uint32_t step, uint32_t seq);
 void runs_loss_finish(struct active *a);
 
 /* runs_runner.c */

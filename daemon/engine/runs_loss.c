@@ -1,12 +1,15 @@
 /*
  * runs_loss.c - log lines that never reached the store.  A log chunk the
  * store refuses (no space, map full, I/O error), or one a failed commit
- * loses, is counted per step with the reason; when the step ends its log
- * gets a last line saying how many lines were lost and why, and when the
- * run ends its error says so.  Nothing is lost silently.
+ * loses, is counted per step with the reason; where the log goes on after
+ * lost lines, a line marks the place and says how many are missing there;
+ * when the step ends its log gets a last line saying how many lines were
+ * lost in all and why, and when the run ends its error says so.  Nothing is
+ * lost silently.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +71,7 @@ runs_loss_chunk(struct active *a, uint32_t step, const uint8_t *data, size_t len
 		log_err("run %llu: log lines of step %u are being lost: %s",
 		        (unsigned long long)a->run->id, step, store_strerror(rc));
 	l->lost += n;
+	l->unmarked += n;
 	l->rc = rc;
 }
 
@@ -82,6 +86,7 @@ runs_loss_committed(struct runs *r, int rc)
 					log_err("run %llu: a commit lost log lines of step %zu: %s",
 					        (unsigned long long)a->run->id, i, store_strerror(rc));
 				l->lost += l->pending;
+				l->unmarked += l->pending;
 				l->rc = rc;
 			}
 			l->pending = 0;
@@ -105,14 +110,54 @@ grouped(char *buf, size_t n, uint64_t v)
 	buf[o] = '\0';
 }
 
+/*
+ * Write dbtd's own line into step's log under seq (into the room kept for
+ * states: it is short, and says what happened to the lines around it).
+ * 0, or the store's error.
+ */
+static int
+own_line(struct active *a, uint32_t step, uint32_t seq, const char *text)
+{
+	struct logbuf b = { 0 };
+	int rc;
+
+	if (logbuf_add(&b, now_ms(), STREAM_INFO, text, strlen(text)) < 0)
+		return -ENOMEM;
+	rc = store_log_note(a->r->store, a->run->id, step, seq, b.data, b.len);
+	if (rc == 0)
+		runs_notify_log(a->r, a->run->id, step, seq, b.data, b.len);
+	logbuf_free(&b);
+	return rc;
+}
+
+/*
+ * A chunk that follows lost lines was stored: the line marking the place
+ * goes under seq, which comes before the chunk's.
+ */
+void
+runs_loss_mark(struct active *a, uint32_t step, uint32_t seq)
+{
+	struct step_loss *l;
+	char count[32], *text;
+
+	if (a->loss == NULL || step >= a->n_loss || a->loss[step].unmarked == 0)
+		return;
+	l = &a->loss[step];
+	grouped(count, sizeof(count), l->unmarked);
+	text = xasprintf("dbtd: %s line%s of this step's log could not be stored here: %s", count,
+	                 l->unmarked == 1 ? "" : "s", store_strerror(l->rc));
+	if (text != NULL && own_line(a, step, seq, text) == 0) {
+		l->pending++;
+		l->unmarked = 0;
+	}
+	free(text);
+}
+
 void
 runs_loss_note(struct active *a, uint32_t step)
 {
 	struct step_loss *l;
-	struct logbuf b = { 0 };
 	char count[32], *text;
-	uint32_t seq;
-	int rc;
 
 	if (a->loss == NULL || step >= a->n_loss)
 		return;
@@ -123,23 +168,15 @@ runs_loss_note(struct active *a, uint32_t step)
 	text = xasprintf("dbtd: %s line%s of this step's log could not be stored and are "
 	                 "missing above: %s", count, l->lost == 1 ? "" : "s",
 	                 store_strerror(l->rc));
-	if (text == NULL || logbuf_add(&b, now_ms(), STREAM_INFO, text, strlen(text)) < 0) {
-		free(text);
-		logbuf_free(&b);
+	if (text == NULL)
 		return;
-	}
-	seq = a->log_seq++;
-	rc = store_log_note(a->r->store, a->run->id, step, seq, b.data, b.len);
 	l->noted = l->lost;
-	if (rc == 0) {
+	l->unmarked = 0; /* this line says it for the end of the log */
+	if (own_line(a, step, a->log_seq++, text) == 0)
 		l->pending++;
-		runs_notify_log(a->r, a->run->id, step, seq, b.data, b.len);
-	} else {
-		l->lost++; /* and the run's error says it all */
-		l->noted = l->lost;
-	}
+	else
+		l->noted = ++l->lost; /* and the run's error says it all */
 	free(text);
-	logbuf_free(&b);
 }
 
 void

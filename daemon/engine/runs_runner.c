@@ -90,9 +90,12 @@ runner_event(struct active *a, const uint8_t *payload, size_t plen)
 		}
 		break;
 	case DBTD__RUNNER_EVENT__BODY_LOG: {
-		uint32_t seq = a->log_seq++;
+		/* a line marking lost lines before these goes under mark_seq */
+		uint32_t mark_seq = a->log_seq++, seq = a->log_seq++;
 		int rc = store_log_append(a->r->store, run->id, ev->log->step, seq,
 		                          ev->log->data.data, ev->log->data.len);
+		if (rc == 0)
+			runs_loss_mark(a, ev->log->step, mark_seq);
 		runs_loss_chunk(a, ev->log->step, ev->log->data.data, ev->log->data.len, rc);
 		if (rc == 0)
 			runs_notify_log(a->r, run->id, ev->log->step, seq,

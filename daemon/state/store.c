@@ -140,8 +140,11 @@ store_op_end(struct store *st, MDB_txn *txn, int write, int rc)
 }
 
 /*
- * Bytes free for dbtd on the state directory's device, read again when
- * fresh or when the last reading is over a second old.
+ * Bytes free for dbtd on the state directory's device: read again when
+ * fresh, when the last reading is over a second old, or when what was
+ * logged since may have taken it near the reserve (a chatty step writes
+ * far more than the reserve in a second); in between, that reading less
+ * twice what was logged since.
  */
 static uint64_t
 disk_free(struct store *st, int fresh)
@@ -149,14 +152,22 @@ disk_free(struct store *st, int fresh)
 	int64_t now = now_ms();
 	struct statvfs sv;
 
-	if (fresh || now - st->disk_at_ms >= 1000) {
+	/* what was logged since the last reading may have taken twice its size */
+	uint64_t used = 2 * (uint64_t)st->logged_since_disk;
+
+	if (fresh || now - st->disk_at_ms >= 1000 ||
+	    (st->disk_free != UINT64_MAX && st->disk_free < used + 2 * STORE_LOG_DISK_RESERVE)) {
 		if (statvfs(st->dir, &sv) == 0)
 			st->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
 		else
 			st->disk_free = UINT64_MAX; /* unknown: the writes will tell */
 		st->disk_at_ms = now;
+		st->logged_since_disk = 0;
+		used = 0;
 	}
-	return st->disk_free;
+	if (st->disk_free == UINT64_MAX)
+		return UINT64_MAX;
+	return st->disk_free > used ? st->disk_free - used : 0;
 }
 
 /* The size of the data file, or 0. */

@@ -52,6 +52,7 @@ struct store {
 	int grow_wanted;      /* a write found the map full: grow at the next chance */
 	int64_t disk_at_ms;   /* when disk_free was read */
 	uint64_t disk_free;   /* bytes free for dbtd on the state directory's device */
+	size_t logged_since_disk; /* log bytes written since disk_free was read */
 };
 
 #define INDEX_KEY_MAX 400 /* LMDB keys are at most 511 bytes */

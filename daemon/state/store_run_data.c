@@ -33,6 +33,8 @@ log_put(struct store *st, uint64_t run_id, uint32_t step, uint32_t seq,
 	put_be32(key + 8, step);
 	put_be32(key + 12, seq);
 	rc = map_rc(mdb_put(txn, st->logs, &k, &v, 0));
+	if (rc == 0)
+		st->logged_since_disk += len;
 	if (rc == 0 && st->batch) {
 		if (st->log_bytes == 0)
 			st->log_since_ms = now_ms();
