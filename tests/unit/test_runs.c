@@ -27,6 +27,7 @@
 #include "runner.h"
 #include "runs.h"
 #include "store.h"
+#include "logrec.h"
 #include "store_format.h"
 #include "util.h"
 
@@ -35,9 +36,34 @@ enum fake_mode {
 	FAKE_COMPLETE,   /* every step started and completed */
 	FAKE_HANG,       /* step 1 started, then wait for a signal */
 	FAKE_GATE,       /* step 1 started; the rest once the gate file exists */
+	FAKE_LOGS,       /* step 1 logs 2 lines, 3 once the gate exists, 1 after gate2 */
 };
 static enum fake_mode fake_mode;
-static char gate[256];
+static char gate[256], gate2[256];
+
+/* Send a chunk of n log lines of step 1 ("line <first>" ...). */
+static void
+fake_log(int fd, unsigned first, unsigned n)
+{
+	Dbtd__RunnerEvent ev = DBTD__RUNNER_EVENT__INIT;
+	Dbtd__LogData ld = DBTD__LOG_DATA__INIT;
+	struct logbuf b = { 0 };
+	char text[32];
+
+	for (unsigned i = first; i < first + n; i++) {
+		snprintf(text, sizeof(text), "line %u", i);
+		if (logbuf_add(&b, now_ms(), 1, text, strlen(text)) < 0)
+			_exit(3);
+	}
+	ld.step = 1;
+	ld.data.data = b.data;
+	ld.data.len = b.len;
+	ev.body_case = DBTD__RUNNER_EVENT__BODY_LOG;
+	ev.log = &ld;
+	if (frame_send(fd, &ev.base) < 0)
+		_exit(3);
+	logbuf_free(&b);
+}
 
 /* Report one step event of the fake runner. */
 static void
@@ -75,6 +101,15 @@ fake_runner(const struct runner_spec *spec)
 	if (fake_mode == FAKE_GATE)
 		while (access(gate, F_OK) != 0)
 			usleep(10000);
+	if (fake_mode == FAKE_LOGS) {
+		fake_log(spec->fd, 1, 2);
+		while (access(gate, F_OK) != 0)
+			usleep(10000);
+		fake_log(spec->fd, 3, 3);
+		while (access(gate2, F_OK) != 0)
+			usleep(10000);
+		fake_log(spec->fd, 6, 1);
+	}
 	fake_step(spec->fd, 0, 1);
 	for (uint32_t i = 2; i <= n; i++) {
 		fake_step(spec->fd, 1, i);
@@ -180,6 +215,7 @@ setup(void **state)
 	strcpy(f->dir, "/tmp/dbtd-test-runs-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(gate, sizeof(gate), "%s/gate", f->dir);
+	snprintf(gate2, sizeof(gate2), "%s/gate2", f->dir);
 	snprintf(work, sizeof(work), "%s/work", f->dir);
 	snprintf(blob, sizeof(blob), "%s/blobs", f->dir);
 	assert_int_equal(mkdir(work, 0700), 0);
@@ -368,6 +404,76 @@ test_final_state_not_stored_is_not_reported(void **state)
 	runs_watch_remove(f->runs, w);
 }
 
+/* store_log_read callback: append each record's text and a newline. */
+static int
+log_text(void *arg, uint32_t step, uint32_t seq, const uint8_t *data, size_t len)
+{
+	char *buf = arg;
+	struct logrec rec;
+	size_t off = 0;
+
+	(void)step; (void)seq;
+	while (logrec_next(data, len, &off, &rec) == 1 && strlen(buf) + rec.len + 2 < 4096) {
+		strncat(buf, (const char *)rec.text, rec.len);
+		strcat(buf, "\n");
+	}
+	return 0;
+}
+
+/* Run the loop for about ms milliseconds. */
+static void
+run_for(struct fixture *f, int64_t ms)
+{
+	int64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		ev_run(f->loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+/*
+ * Log lines a failed commit loses are counted: the log marks the hole
+ * where it goes on, ends with the count and the cause, and the run's error
+ * says so; the run keeps its real status (before: lost without a mark).
+ */
+static void
+test_lost_log_lines_are_marked_and_counted(void **state)
+{
+	struct fixture *f = *state;
+	struct heard h = { .st = f->st };
+	struct store_log_pos pos = { 0, 0 };
+	struct run_watch *w;
+	Dbtd__Run *run = NULL;
+	char text[4096] = "";
+	uint64_t id;
+
+	fake_mode = FAKE_LOGS;
+	id = trigger(f, "nightly");
+	assert_int_equal(runs_watch_add(f->runs, id, &heard_ops, &h, &w), 0);
+	assert_true(run_until(f, heard_any, &h));
+	run_for(f, 300); /* lines 1-2 stored */
+	store_fail_commits(f->st, -ENOSPC, 1);
+	assert_int_equal(creat(gate, 0600) >= 0, 1);
+	run_for(f, 300); /* lines 3-5 lost with their commit */
+	assert_int_equal(creat(gate2, 0600) >= 0, 1);
+	assert_true(run_until(f, heard_final, &h));
+	assert_int_equal(store_log_read(f->st, id, 1, &pos, 1 << 20, log_text, text) >= 0, 1);
+	assert_string_equal(text,
+	    "line 1\nline 2\n"
+	    "dbtd: 3 lines of this step's log could not be stored here: no space left on the "
+	    "device of the state directory\n"
+	    "line 6\n"
+	    "dbtd: 3 lines of this step's log could not be stored and are missing above: no "
+	    "space left on the device of the state directory\n");
+	assert_int_equal(store_run_get(f->st, id, &run), 0);
+	assert_int_equal(run->status, DBTD__RUN_STATUS__RUN_COMPLETED);
+	assert_string_equal(run->error, "3 log lines could not be stored (most in step 1, "
+	    "Clone Git repository): no space left on the device of the state directory");
+	dbtd__run__free_unpacked(run, NULL);
+	runs_watch_remove(f->runs, w);
+}
+
 /*
  * A run whose creation a commit lost never existed: its runner is stopped,
  * it is forgotten, and its id goes to the next run, which is stored and runs.
@@ -455,6 +561,8 @@ main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_final_state_not_stored_is_not_reported,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_log_lines_are_marked_and_counted, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_created_run_lost_by_commit_is_forgotten,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_queued_commit_fails, setup, teardown),
