@@ -382,11 +382,13 @@ runs_step(struct retention *r, struct pass *p)
 	int rc = store_prune_step(r->store, &p->pos, &r->keep, now_ms(), p->dry, BATCH_RUNS,
 	                          BATCH_KEYS, &got, p->dry ? note_id : NULL, p);
 
-	if (rc >= 0 && !p->dry)
-		rc = store_commit(r->store) < 0 ? -EIO : rc; /* counted only once durable */
+	if (rc >= 0 && !p->dry) {
+		int crc = store_commit(r->store); /* counted only once durable */
+		if (crc < 0)
+			rc = crc;
+	}
 	if (rc < 0) {
-		snprintf(p->error, sizeof(p->error), "cannot delete runs: %s",
-		         rc == -EIO ? "the commit failed (see dbtd's log)" : store_strerror(rc));
+		snprintf(p->error, sizeof(p->error), "cannot delete runs: %s", store_strerror(rc));
 		p->phase = PHASE_DONE;
 		return;
 	}
@@ -437,6 +439,8 @@ pass_end(struct retention *r, struct pass *p)
 	rep.error = p->error;
 	if (p->error[0])
 		log_err("retention: %s", p->error);
+	if (!p->dry && p->freed.runs)
+		store_trim(r->store); /* the pages the pass read need not stay mapped */
 	if (!p->dry && (p->freed.runs || p->blobs))
 		log_info("retention: pruned %llu runs (%.1f MiB of logs, %llu artifact records) "
 		         "and %llu artifact contents (%.1f MiB) in %.1f s",

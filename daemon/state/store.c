@@ -339,8 +339,8 @@ store_set_group_commit(struct store *st, int on)
  * touched page stays mapped (resident) in dbtd.  They are clean file pages:
  * drop them from the map now and then, the page cache keeps them.
  */
-static void
-trim_map(struct store *st)
+void
+store_trim(struct store *st)
 {
 	/* mdb_env_info gives no address without MDB_FIXEDMAP: find_map's */
 	if (st->map != NULL)
@@ -379,7 +379,7 @@ store_commit(struct store *st)
 	if (rc == STORE_EMAPFULL)
 		st->grow_wanted = 1;
 	if (st->untrimmed >= TRIM_EVERY)
-		trim_map(st);
+		store_trim(st);
 	if (st->on_commit)
 		st->on_commit(st->on_commit_arg, rc);
 	map_maybe_grow(st);

@@ -115,6 +115,14 @@ int64_t store_commit_due(const struct store *st, int64_t now);
  */
 int store_format_info(struct store *st, Dbtd__StoreFormat **out);
 
+/*
+ * store_trim - drop the pages of the map that reads and writes made
+ * resident in dbtd (clean file pages: the page cache keeps them).  Done
+ * after every 8 MiB of log lines; a caller that walked much of the store
+ * (a retention pass) calls it too.
+ */
+void store_trim(struct store *st);
+
 /* store_close - close the environment; NULL is fine. */
 void store_close(struct store *st);
 
