@@ -504,12 +504,12 @@ store_next_id(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name, uin
 	char ckey[32];
 	uint8_t be[8];
 	uint64_t next = 1;
-	int rc = mdb_cursor_open(txn, dbi, &cur);
+	int rc = store_cur_open(st, txn, dbi, &cur);
 
 	if (rc)
 		return map_rc(rc);
 	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	if (rc && rc != MDB_NOTFOUND)
 		return map_rc(rc);
 	if (rc == 0 && k.mv_size == 8)
@@ -893,7 +893,7 @@ obj_list_op(struct store *st, enum store_kind kind,
 
 	if (rc < 0)
 		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->obj[kind], &cur));
+	rc = map_rc(store_cur_open(st, txn, st->obj[kind], &cur));
 	if (rc < 0)
 		return store_op_end(st, txn, 0, rc);
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
@@ -918,7 +918,7 @@ obj_list_op(struct store *st, enum store_kind kind,
 	if (rc == 0)
 		rc = store_damage(st, store_cursor_end(mrc), "database %s, the page after record %llu",
 		                  obj_db_names[kind], (unsigned long long)last);
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	return store_op_end(st, txn, 0, rc);
 }
 

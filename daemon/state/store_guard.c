@@ -97,6 +97,8 @@ store_guard_caught(struct store_guard *g)
 
 	top = g->prev;
 	/* the operation's own transaction ends here; one inside the batch breaks it */
+	while (st->n_curs > 0)
+		mdb_cursor_close(st->curs[--st->n_curs]); /* before their transaction ends */
 	if (st->op_txn != NULL && st->op_txn != st->batch) {
 		mdb_txn_abort(st->op_txn);
 		st->in_ops--; /* as store_op_end would have */

@@ -53,6 +53,8 @@ struct store {
 	int64_t disk_at_ms;   /* when disk_free was read */
 	uint64_t disk_free;   /* bytes free for dbtd on the state directory's device */
 	size_t logged_since_disk; /* log bytes written since disk_free was read */
+	MDB_cursor *curs[4];  /* cursors of the operation under way (store_cur_open) */
+	int n_curs;
 };
 
 #define INDEX_KEY_MAX 400 /* LMDB keys are at most 511 bytes */
@@ -184,6 +186,32 @@ int store_guard_caught(struct store_guard *g);
 		}                                                              \
 		return rc_;                                                    \
 	} while (0)
+
+/*
+ * store_cur_open, store_cur_close - a cursor of the operation under way:
+ * one a damaged page interrupts (store_guard.c) is closed by the guard, as
+ * LMDB frees no cursor of a read-only transaction on its own.
+ */
+static inline int
+store_cur_open(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cur)
+{
+	int rc = mdb_cursor_open(txn, dbi, cur);
+
+	if (rc == 0 && st->n_curs < (int)(sizeof(st->curs) / sizeof(st->curs[0])))
+		st->curs[st->n_curs++] = *cur;
+	return rc;
+}
+
+static inline void
+store_cur_close(struct store *st, MDB_cursor *cur)
+{
+	for (int i = 0; i < st->n_curs; i++)
+		if (st->curs[i] == cur) {
+			st->curs[i] = st->curs[--st->n_curs];
+			break;
+		}
+	mdb_cursor_close(cur);
+}
 
 /* store_pack_val - msg packed into a new buffer: its MDB_val.  0 or -ENOMEM. */
 int store_pack_val(const ProtobufCMessage *msg, MDB_val *v);

@@ -124,7 +124,7 @@ job_begin(struct store *st, MDB_txn *txn, struct store_prune_pos *pos,
 	pos->next_id = 0;
 	pos->cutoff_ms = keep.days ? now_ms - (int64_t)keep.days * DAY_MS : 0;
 	pos->in_job = 1;
-	rc = map_rc(mdb_cursor_open(txn, st->by_job, &cur));
+	rc = map_rc(store_cur_open(st, txn, st->by_job, &cur));
 	if (rc < 0)
 		return rc;
 	k.mv_size = job_key(key, pos->job, UINT64_MAX);
@@ -144,7 +144,7 @@ job_begin(struct store *st, MDB_txn *txn, struct store_prune_pos *pos,
 		if (!keep.runs)
 			break; /* only the newest was wanted */
 	}
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	return 0;
 }
 
@@ -167,7 +167,7 @@ next_job(struct store *st, MDB_txn *txn, struct store_prune_pos *pos)
 		memcpy(pos->job, pos->only_job, sizeof(pos->job));
 		return 0;
 	}
-	rc = map_rc(mdb_cursor_open(txn, st->by_job, &cur));
+	rc = map_rc(store_cur_open(st, txn, st->by_job, &cur));
 	if (rc < 0)
 		return rc;
 	if (pos->job[0]) {
@@ -187,7 +187,7 @@ next_job(struct store *st, MDB_txn *txn, struct store_prune_pos *pos)
 		pos->done = 1;
 		rc = mrc == MDB_NOTFOUND ? 0 : map_rc(mrc);
 	}
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	return rc;
 }
 
@@ -252,14 +252,14 @@ store_prune_step(struct store *st, struct store_prune_pos *pos,
 			continue;
 		}
 		/* seek again after every deletion: no cursor is trusted past a change */
-		rc = map_rc(mdb_cursor_open(txn, st->by_job, &cur));
+		rc = map_rc(store_cur_open(st, txn, st->by_job, &cur));
 		if (rc < 0)
 			break;
 		k.mv_size = job_key(key, pos->job, pos->next_id);
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 		id = mrc == 0 && key_of_job(&k, pos->job)
 		     ? get_be64((const uint8_t *)k.mv_data + k.mv_size - 8) : 0;
-		mdb_cursor_close(cur);
+		store_cur_close(st, cur);
 		if (mrc != 0 && mrc != MDB_NOTFOUND) {
 			rc = map_rc(mrc);
 			break;
@@ -311,7 +311,7 @@ store_artifacts_scan(struct store *st, struct store_scan *pos, size_t max,
 	rc = store_op_begin(st, 0, &txn);
 	if (rc < 0)
 		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->artifacts, &cur));
+	rc = map_rc(store_cur_open(st, txn, st->artifacts, &cur));
 	if (rc < 0)
 		return store_op_end(st, txn, 0, rc);
 	if (pos->klen == 0) {
@@ -334,7 +334,7 @@ store_artifacts_scan(struct store *st, struct store_scan *pos, size_t max,
 			fn(arg, get_be64(k.mv_data), a->digest);
 		dbtd__artifact__free_unpacked(a, NULL);
 	}
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	if (mrc == MDB_NOTFOUND)
 		pos->done = 1;
 	else if (mrc != 0)

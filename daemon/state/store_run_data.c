@@ -58,7 +58,7 @@ log_read_op(struct store *st, uint64_t run_id, uint32_t step,
 
 	if (rc < 0)
 		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->logs, &cur));
+	rc = map_rc(store_cur_open(st, txn, st->logs, &cur));
 	if (rc < 0)
 		return store_op_end(st, txn, 0, rc);
 	put_be64(key, run_id);
@@ -111,7 +111,7 @@ log_read_op(struct store *st, uint64_t run_id, uint32_t step,
 		rc = store_damage(st, store_cursor_end(mrc), "database logs, run %llu, the page "
 		                  "after chunk %u of step %u", (unsigned long long)run_id, pos->seq,
 		                  pos->step);
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	return store_op_end(st, txn, 0, rc < 0 ? rc : n);
 }
 
@@ -228,7 +228,7 @@ artifacts_page_op(struct store *st, uint64_t run_id, const char *after, size_t m
 	rc = store_op_begin(st, 0, &txn);
 	if (rc < 0)
 		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->artifacts, &cur));
+	rc = map_rc(store_cur_open(st, txn, st->artifacts, &cur));
 	if (rc < 0)
 		return store_op_end(st, txn, 0, rc);
 	/* the first key at or after run ‖ after; after itself was given before */
@@ -266,7 +266,7 @@ artifacts_page_op(struct store *st, uint64_t run_id, const char *after, size_t m
 	if (rc >= 0 && mrc != 0)
 		rc = store_damage(st, store_cursor_end(mrc), "database artifacts, run %llu, the "
 		                  "page after %d records", (unsigned long long)run_id, n);
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	rc = store_op_end(st, txn, 0, rc < 0 ? rc : 0);
 	return rc < 0 ? rc : n;
 }
@@ -343,13 +343,13 @@ store_artifacts_page(struct store *st, uint64_t run_id, const char *after, size_
  * trusted past a change.
  */
 static int
-delete_range(MDB_txn *txn, MDB_dbi dbi, uint64_t run_id, int dry, uint64_t *n,
+delete_range(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint64_t run_id, int dry, uint64_t *n,
              uint64_t *bytes)
 {
 	MDB_cursor *cur;
 	uint8_t key[8];
 	MDB_val k, v;
-	int rc = map_rc(mdb_cursor_open(txn, dbi, &cur)), mrc;
+	int rc = map_rc(store_cur_open(st, txn, dbi, &cur)), mrc;
 
 	if (rc < 0)
 		return rc;
@@ -372,7 +372,7 @@ delete_range(MDB_txn *txn, MDB_dbi dbi, uint64_t run_id, int dry, uint64_t *n,
 		k.mv_data = key;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	}
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : map_rc(mrc);
 }
 
@@ -386,10 +386,10 @@ store_run_data_delete_txn(struct store *st, MDB_txn *txn, uint64_t run_id, int d
 {
 	uint8_t key[8];
 	MDB_val k = { 8, key }, v;
-	int rc = delete_range(txn, st->logs, run_id, dry, &f->log_chunks, &f->log_bytes);
+	int rc = delete_range(st, txn, st->logs, run_id, dry, &f->log_chunks, &f->log_bytes);
 
 	if (rc == 0)
-		rc = delete_range(txn, st->artifacts, run_id, dry, &f->artifacts, NULL);
+		rc = delete_range(st, txn, st->artifacts, run_id, dry, &f->artifacts, NULL);
 	if (rc < 0)
 		return rc;
 	put_be64(key, run_id);

@@ -190,7 +190,7 @@ walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name,
 	MDB_val k = { 0, key }, v;
 	unsigned n = 0;
 	uint64_t id = 0;
-	int rc = map_rc(mdb_cursor_open(txn, dbi, &cur)), mrc;
+	int rc = map_rc(store_cur_open(st, txn, dbi, &cur)), mrc;
 
 	if (rc < 0)
 		return rc;
@@ -228,7 +228,7 @@ walk_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, const char *name,
 	if (rc == 0 && n < limit)
 		rc = store_damage(st, store_cursor_end(mrc), "database %s, the page before the "
 		                  "entry of run %llu", name, (unsigned long long)id);
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	return rc;
 }
 
@@ -276,7 +276,7 @@ run_list_op(struct store *st, const struct store_run_filter *f,
 		unsigned n = 0;
 		int mrc;
 
-		rc = map_rc(mdb_cursor_open(txn, st->runs, &cur));
+		rc = map_rc(store_cur_open(st, txn, st->runs, &cur));
 		if (rc < 0)
 			return store_op_end(st, txn, 0, rc);
 		put_be64(key, before ? before : UINT64_MAX);
@@ -311,7 +311,7 @@ run_list_op(struct store *st, const struct store_run_filter *f,
 		if (rc == 0 && n < limit)
 			rc = store_damage(st, store_cursor_end(mrc), "database runs, the page before "
 			                  "run %llu", (unsigned long long)id);
-		mdb_cursor_close(cur);
+		store_cur_close(st, cur);
 	} else {
 		rc = walk_index(st, txn, dbi, name, prefix, plen, f, before, limit, fn, arg);
 	}
@@ -330,7 +330,7 @@ runs_active_op(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *arg
 
 	if (rc < 0)
 		return rc;
-	rc = map_rc(mdb_cursor_open(txn, st->runs_active, &cur));
+	rc = map_rc(store_cur_open(st, txn, st->runs_active, &cur));
 	if (rc < 0)
 		return store_op_end(st, txn, 0, rc);
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
@@ -349,7 +349,7 @@ runs_active_op(struct store *st, int (*fn)(void *arg, Dbtd__Run *run), void *arg
 	if (rc == 0)
 		drc = store_damage(st, store_cursor_end(mrc), "database runs_active, the page "
 		                   "after %zu entries", n);
-	mdb_cursor_close(cur);
+	store_cur_close(st, cur);
 	store_op_end(st, txn, 0, 0);
 	/*
 	 * fn may write (e.g. mark a run Failed): call it outside the read.  An
@@ -381,7 +381,7 @@ job_active_run_op(struct store *st, uint64_t job_id, uint64_t *found)
 
 	if (store_op_begin(st, 0, &txn) < 0)
 		return 0;
-	if (mdb_cursor_open(txn, st->runs_active, &cur) == 0) {
+	if (store_cur_open(st, txn, st->runs_active, &cur) == 0) {
 		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !*found;
 		     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 			Dbtd__Run *run;
@@ -391,7 +391,7 @@ job_active_run_op(struct store *st, uint64_t job_id, uint64_t *found)
 				*found = run->id;
 			dbtd__run__free_unpacked(run, NULL);
 		}
-		mdb_cursor_close(cur);
+		store_cur_close(st, cur);
 	}
 	store_op_end(st, txn, 0, 0);
 	return 0;
