@@ -29,11 +29,6 @@
 #define LOG_COMMIT_BYTES (4u << 20) /* log lines alone are committed at this size ... */
 #define LOG_COMMIT_MS 50            /* ... or this age */
 
-#define MIB ((size_t)1 << 20)
-#define GROW_HEADROOM_MIN (32 * MIB) /* the map grows when less than this ... */
-#define GROW_HEADROOM_DIV 4          /* ... or a quarter of it is left */
-#define LOG_MAP_RESERVE_DIV 16       /* logs leave this part of a full map to states */
-#define LOG_MAP_RESERVE_MAX (64 * MIB)
 
 
 static const char *const obj_db_names[3] = { "projects", "environments", "jobs" };
@@ -45,12 +40,10 @@ static const ProtobufCMessageDescriptor *const obj_desc[3] = {
 	&dbtd__job__descriptor,
 };
 
-static void map_maybe_grow(struct store *st);
-static int find_map(struct store *st);
 
 /* Begin a transaction, retrying once after clearing stale readers. */
-static int
-txn_begin(struct store *st, unsigned flags, MDB_txn **txn)
+int
+store_txn_begin(struct store *st, unsigned flags, MDB_txn **txn)
 {
 	int rc = mdb_txn_begin(st->env, NULL, flags, txn);
 
@@ -88,9 +81,9 @@ store_op_begin(struct store *st, int write, MDB_txn **txn)
 	if (st->batch_broken)
 		return STORE_EDAMAGED; /* until the commit that drops the broken batch */
 	if (st->grow_wanted && st->batch == NULL && st->in_ops == 0)
-		map_maybe_grow(st);
+		store_map_maybe_grow(st);
 	if (st->group && write && st->batch == NULL) {
-		rc = txn_begin(st, 0, &st->batch);
+		rc = store_txn_begin(st, 0, &st->batch);
 		if (rc < 0)
 			return rc;
 	}
@@ -102,7 +95,7 @@ store_op_begin(struct store *st, int write, MDB_txn **txn)
 		}
 		rc = map_rc(mdb_txn_begin(st->env, st->batch, 0, txn));
 	} else {
-		rc = txn_begin(st, write ? 0 : MDB_RDONLY, txn);
+		rc = store_txn_begin(st, write ? 0 : MDB_RDONLY, txn);
 	}
 	if (rc == 0) {
 		st->in_ops++;
@@ -135,195 +128,8 @@ store_op_end(struct store *st, MDB_txn *txn, int write, int rc)
 	if (rc == STORE_EMAPFULL)
 		st->grow_wanted = 1;
 	if (st->batch == NULL)
-		map_maybe_grow(st); /* a write of its own, committed: room for the next */
+		store_map_maybe_grow(st); /* a write of its own, committed: room for the next */
 	return rc;
-}
-
-/*
- * Bytes free for dbtd on the state directory's device: read again when
- * fresh, when the last reading is over a second old, or when what was
- * logged since may have taken it near the reserve (a chatty step writes
- * far more than the reserve in a second); in between, that reading less
- * twice what was logged since.
- */
-static uint64_t
-disk_free(struct store *st, int fresh)
-{
-	int64_t now = now_ms();
-	struct statvfs sv;
-
-	/* what was logged since the last reading may have taken twice its size */
-	uint64_t used = 2 * (uint64_t)st->logged_since_disk;
-
-	if (fresh || now - st->disk_at_ms >= 1000 ||
-	    (st->disk_free != UINT64_MAX && st->disk_free < used + 2 * STORE_LOG_DISK_RESERVE)) {
-		if (statvfs(st->dir, &sv) == 0)
-			st->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
-		else
-			st->disk_free = UINT64_MAX; /* unknown: the writes will tell */
-		st->disk_at_ms = now;
-		st->logged_since_disk = 0;
-		used = 0;
-	}
-	if (st->disk_free == UINT64_MAX)
-		return UINT64_MAX;
-	return st->disk_free > used ? st->disk_free - used : 0;
-}
-
-/* The size of the data file, or 0. */
-static uint64_t
-file_size(const struct store *st)
-{
-	char path[4096];
-	struct stat sb;
-
-	snprintf(path, sizeof(path), "%s/data.mdb", st->dir);
-	return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-}
-
-/* Bytes of the map in use up to the last commit. */
-static size_t
-map_used(struct store *st)
-{
-	MDB_envinfo info;
-	MDB_stat ms;
-
-	if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &ms) != 0)
-		return st->map_size;
-	return (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
-}
-
-/* How large the map can usefully be: the file plus the free disk. */
-static uint64_t
-disk_room(struct store *st, int fresh)
-{
-	uint64_t f = file_size(st), d = disk_free(st, fresh) / MIB * MIB;
-
-	return d > UINT64_MAX - f ? UINT64_MAX : f + d;
-}
-
-static size_t
-grow_headroom(const struct store *st)
-{
-	size_t h = st->map_size / GROW_HEADROOM_DIV;
-
-	return h > GROW_HEADROOM_MIN ? h : GROW_HEADROOM_MIN;
-}
-
-/* A size in MiB or GiB, for the log. */
-static const char *
-size_text(char *buf, size_t n, uint64_t bytes)
-{
-	if (bytes >= ((uint64_t)1 << 30) && bytes % ((uint64_t)1 << 30) == 0)
-		snprintf(buf, n, "%llu GiB", (unsigned long long)(bytes >> 30));
-	else
-		snprintf(buf, n, "%.1f MiB", (double)bytes / MIB);
-	return buf;
-}
-
-/* Set the map to size bytes (no transaction may be open).  0 or -errno. */
-static int
-map_resize(struct store *st, size_t size)
-{
-	MDB_envinfo info;
-	int rc = map_rc(mdb_env_set_mapsize(st->env, size));
-
-	if (rc == 0 && mdb_env_info(st->env, &info) == 0)
-		st->map_size = info.me_mapsize;
-	if (rc == 0)
-		find_map(st); /* LMDB mapped the file again, maybe elsewhere */
-	return rc;
-}
-
-/*
- * Grow the map when a write found it full or little of it is left: to
- * twice its size (at least the headroom past what is used), within
- * --max-map-size and the free disk.  Only while no transaction is open.
- */
-static void
-map_maybe_grow(struct store *st)
-{
-	size_t used, want, old = st->map_size;
-	uint64_t room;
-	char a[32], b[32], c[32], d[32];
-	int rc;
-
-	if (st->batch || st->in_ops)
-		return;
-	used = map_used(st);
-	if (!st->grow_wanted && used + grow_headroom(st) <= st->map_size)
-		return;
-	st->grow_wanted = 0;
-	if (st->map_size >= st->max_map)
-		return;
-	want = st->map_size * 2;
-	if (want < used + 2 * grow_headroom(st))
-		want = used + 2 * grow_headroom(st);
-	want = (want + MIB - 1) / MIB * MIB;
-	if (want > st->max_map)
-		want = st->max_map;
-	room = disk_room(st, 1);
-	if (want > room)
-		want = (size_t)room;
-	if (want <= st->map_size)
-		return; /* the disk is the limit: its writes will say so */
-	rc = map_resize(st, want);
-	if (rc < 0)
-		log_err("store: cannot grow the map to %s: %s", size_text(a, sizeof(a), want),
-		        store_strerror(rc));
-	else
-		log_info("store: map grown from %s to %s (%s used, at most %s)",
-		         size_text(a, sizeof(a), old), size_text(b, sizeof(b), st->map_size),
-		         size_text(c, sizeof(c), used), size_text(d, sizeof(d), st->max_map));
-}
-
-int
-store_set_map_limits(struct store *st, size_t start, size_t max)
-{
-	int rc;
-
-	if (start < STORE_MAP_MIN || max < start)
-		return -EINVAL;
-	store_commit(st);
-	if (st->in_ops)
-		return -EBUSY;
-	st->max_map = max;
-	rc = map_resize(st, start);
-	if (rc == 0)
-		map_maybe_grow(st);
-	return rc;
-}
-
-int
-store_space(struct store *st, struct store_space *sp)
-{
-	sp->map_size = st->map_size;
-	sp->map_used = map_used(st);
-	sp->max_map_size = st->max_map;
-	sp->file_size = file_size(st);
-	sp->disk_free = disk_free(st, 1);
-	return 0;
-}
-
-/*
- * Whether len more bytes of log lines may be written: not when the map
- * cannot grow and only its reserve for run states is left, nor when the
- * disk is nearly full.  0, STORE_EMAPFULL or -ENOSPC.
- */
-int
-store_log_room(struct store *st, size_t len)
-{
-	size_t reserve = st->map_size / LOG_MAP_RESERVE_DIV;
-
-	if (reserve > LOG_MAP_RESERVE_MAX)
-		reserve = LOG_MAP_RESERVE_MAX;
-	if (map_used(st) + st->log_bytes + len + reserve > st->map_size &&
-	    (st->map_size >= st->max_map ||
-	     st->map_size >= disk_room(st, 0)))
-		return STORE_EMAPFULL;
-	if (disk_free(st, 0) < STORE_LOG_DISK_RESERVE + len)
-		return -ENOSPC;
-	return 0;
 }
 
 void
@@ -374,7 +180,7 @@ store_commit(struct store *st)
 		rc = txn_commit(txn);
 	}
 	/* LMDB says EIO for a short write: on a full disk that is what it was */
-	if (rc == -EIO && disk_free(st, 1) < STORE_LOG_DISK_RESERVE)
+	if (rc == -EIO && store_disk_free(st, 1) < STORE_LOG_DISK_RESERVE)
 		rc = -ENOSPC;
 	if (rc == STORE_EMAPFULL)
 		st->grow_wanted = 1;
@@ -382,7 +188,7 @@ store_commit(struct store *st)
 		store_trim(st);
 	if (st->on_commit)
 		st->on_commit(st->on_commit_arg, rc);
-	map_maybe_grow(st);
+	store_map_maybe_grow(st);
 	return rc;
 }
 
@@ -429,15 +235,15 @@ store_pack_val(const ProtobufCMessage *msg, MDB_val *v)
  * record just read (mdb_env_info gives no address unless MDB_FIXEDMAP).
  * Without /proc, st->map stays NULL and values are not checked.
  */
-static int
-find_map(struct store *st)
+int
+store_find_map(struct store *st)
 {
 	MDB_txn *txn;
 	MDB_val k = { 6, (void *)"format" }, v;
 	MDB_stat ms;
 	FILE *fp;
 	char line[512];
-	int rc = txn_begin(st, MDB_RDONLY, &txn);
+	int rc = store_txn_begin(st, MDB_RDONLY, &txn);
 
 	if (rc < 0)
 		return rc;
@@ -627,7 +433,7 @@ store_open(struct store **out, const char *dir, char **why)
 			st->map_size = info.me_mapsize; /* at least what the file holds */
 	}
 	store_guard_install(st);
-	rc = txn_begin(st, 0, &txn);
+	rc = store_txn_begin(st, 0, &txn);
 	if (rc < 0)
 		goto fail;
 	for (int i = 0; i < 3; i++) {
@@ -651,7 +457,7 @@ store_open(struct store **out, const char *dir, char **why)
 	rc = txn_commit(txn);
 	txn = NULL;
 	if (rc == 0)
-		rc = find_map(st);
+		rc = store_find_map(st);
 	if (rc < 0)
 		goto fail;
 	*out = st;

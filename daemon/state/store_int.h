@@ -9,6 +9,7 @@
  *   store_run_data.c  what a run leaves beside its record: step logs,
  *                     lineage, artifact records
  *   store_prune.c     retention: deleting runs and all they left, by policy
+ *   store_space.c     the map that grows, the room kept for states, space
  */
 #ifndef DBTD_STORE_INT_H
 #define DBTD_STORE_INT_H
@@ -114,10 +115,32 @@ int store_op_begin(struct store *st, int write, MDB_txn **txn);
  */
 int store_op_end(struct store *st, MDB_txn *txn, int write, int rc);
 
+/* store_txn_begin - begin a top-level transaction (store.c).  0 or -errno. */
+int store_txn_begin(struct store *st, unsigned flags, MDB_txn **txn);
+
+/*
+ * store_find_map - where LMDB mapped the file, into st->map (store.c);
+ * again after every resize.
+ */
+int store_find_map(struct store *st);
+
+/*
+ * store_disk_free - bytes free for dbtd on the state directory's device
+ * (read at most once a second unless fresh, or when logging may have used
+ * it up; UINT64_MAX when unknown) (store_space.c).
+ */
+uint64_t store_disk_free(struct store *st, int fresh);
+
+/*
+ * store_map_maybe_grow - grow the map when a write found it full or little
+ * of it is left; only while no transaction is open (store_space.c).
+ */
+void store_map_maybe_grow(struct store *st);
+
 /*
  * store_log_room - whether len more bytes of log lines may be written (the
  * map and the disk keep room for run states): 0, STORE_EMAPFULL or -ENOSPC
- * (store.c).
+ * (store_space.c).
  */
 int store_log_room(struct store *st, size_t len);
 

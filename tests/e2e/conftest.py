@@ -157,6 +157,34 @@ def dbtd(workdir):
     assert rc == 0, f"dbtd exited with {rc}:\n{d.log()}"
 
 
+def mount_tmpfs(workdir, size):
+    """A tmpfs of `size` (e.g. "24m") at workdir/fs, as a small state disk;
+    yields its path and unmounts it after.  Skips when mounting fails."""
+    mnt = os.path.join(workdir, "fs")
+    os.makedirs(mnt)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + p.stderr.strip())
+    yield mnt
+    subprocess.run(["umount", "-l", mnt], check=False)
+
+
+def fill(path):
+    """Write zeros to path until the file system is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 20, 4096, 1):  # what did not fit, in smaller pieces
+            block = b"\0" * size
+            try:
+                while os.write(fd, block) > 0:
+                    pass
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
 def git(repo, *args):
     return run(["git", "-C", repo] + list(args)).stdout.strip()
 

@@ -3,39 +3,16 @@ change is stored.  The state directory is a small tmpfs that the test
 fills, as a full disk on a server would be."""
 import json
 import os
-import subprocess
 
 import pytest
 
-from conftest import Dbtd, make_repo
+from conftest import Dbtd, make_repo, fill, mount_tmpfs
 
 
 @pytest.fixture
 def small_fs(workdir):
     """A 6 MiB tmpfs (dbtd's state directory goes there); unmounted after."""
-    mnt = os.path.join(workdir, "fs")
-    os.makedirs(mnt)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", mnt],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here: " + p.stderr.strip())
-    yield mnt
-    subprocess.run(["umount", "-l", mnt], check=False)
-
-
-def fill(path):
-    """Write zeros to path until the file system is full."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for size in (1 << 20, 4096, 1):  # what did not fit, in smaller pieces
-            block = b"\0" * size
-            try:
-                while os.write(fd, block) > 0:
-                    pass
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
+    yield from mount_tmpfs(workdir, "6m")
 
 
 def project_names(d):
